@@ -1,0 +1,146 @@
+"""Saving and loading barkwatch model files: the only module that touches ``torch.jit``.
+
+A model file is one TorchScript archive holding the ``Scorer`` module and, as the extra file
+``barkwatch.json``, its metadata (format version, sample rate, window length, threshold, feature parameters,
+classifier, training summary and metrics). Anyone can load it with ``torch.jit.load`` alone.
+
+TorchScript is deprecated from torch 2.13 on; it is kept because it is a single self-contained file that
+loads without Python source. The warnings torch emits for it are silenced here, and nowhere else, so users
+never see them. Should the format move (to ``torch.export``'s ``.pt2``, say), this module is the one to change.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import warnings
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+FORMAT_VERSION = 1
+METADATA_NAME = "barkwatch.json"
+
+
+class ModelFileError(Exception):
+    """A model file that is missing, unreadable, not a barkwatch model, or too new. The message names it."""
+
+
+@contextmanager
+def _quiet_torchscript() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit.*", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r".*TorchScript.*", category=DeprecationWarning)
+        yield
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """First 16 hex digits of the file's SHA-256: names a model in events and reports."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def save(module, metadata: dict, path: str | os.PathLike) -> Path:
+    """Script ``module`` (in eval mode, on the CPU) and write it with ``metadata`` to ``path`` atomically."""
+    import torch
+
+    path = Path(path)
+    meta = {"format_version": FORMAT_VERSION, **metadata}
+    # A frozen copy: outputs of the loaded file then never require grad, so .numpy() just works.
+    module = copy.deepcopy(module).to("cpu").eval().requires_grad_(False)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with _quiet_torchscript():
+            scripted = torch.jit.script(module)
+            torch.jit.save(scripted, str(tmp), _extra_files={METADATA_NAME: json.dumps(meta, indent=2)})
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ModelFileError(f"{path}: cannot write the model file ({e.strerror or e})") from e
+    return path
+
+
+def _check_metadata(path: Path, raw: bytes | str) -> dict:
+    try:
+        meta = json.loads(raw)
+    except ValueError as e:
+        raise ModelFileError(f"{path}: its {METADATA_NAME} is not valid JSON; re-export the model") from e
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    if not isinstance(version, int):
+        raise ModelFileError(f"{path}: {METADATA_NAME} has no format version; re-export the model")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format {version} is newer than this barkwatch reads ({FORMAT_VERSION}); "
+            "upgrade barkwatch"
+        )
+    return meta
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The model's ``barkwatch.json``, read straight from the archive without loading torch."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file; train one with `barkwatch train` or pass --model")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("/extra/" + METADATA_NAME)]
+            if not names:
+                raise ModelFileError(
+                    f"{path}: a TorchScript file without barkwatch metadata, not a barkwatch model; "
+                    "export it with `barkwatch train`"
+                )
+            raw = archive.read(names[0])
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ModelFileError(
+            f"{path}: not a barkwatch model file (unreadable or truncated); point --model at a file "
+            "written by `barkwatch train`"
+        ) from e
+    return _check_metadata(path, raw)
+
+
+@dataclass
+class LoadedModel:
+    """A scorer ready to run, with its metadata and a short hash that identifies the file."""
+
+    module: object  # torch.jit.ScriptModule
+    metadata: dict
+    path: Path
+    sha256: str
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.metadata["sample_rate"])
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.metadata["window_samples"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata["threshold"])
+
+
+def load(path: str | os.PathLike, device: str = "cpu") -> LoadedModel:
+    """Load a model file onto ``device``; every failure is a ``ModelFileError`` that names the file."""
+    import torch
+
+    path = Path(path)
+    read_metadata(path)  # fails fast, with a clear message, on anything that is not our archive
+    extra = {METADATA_NAME: ""}
+    try:
+        with _quiet_torchscript():
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except RuntimeError as e:
+        raise ModelFileError(
+            f"{path}: the model cannot be loaded ({str(e).splitlines()[0]}); re-export it with this barkwatch"
+        ) from e
+    module.eval()
+    return LoadedModel(module=module, metadata=_check_metadata(path, extra[METADATA_NAME]), path=path,
+                       sha256=file_hash(path))

@@ -1,0 +1,538 @@
+"""Training: windows from clips, a split grouped by recording, the VAE, early stopping, the RL-weight sweep,
+the RL-KL classifier, and the exported model.
+
+The method is the notebook's: a VAE learns the positives (barks) alone; every window is then described by
+its reconstruction loss RL and KL term, and a linear classifier on (log RL, log KL) separates barks from
+everything else. What changed is how it is measured and made reproducible: splits never cut a recording in
+two, the seed is fixed, windows come from where the sound is, and the classifier is class-balanced and
+fitted on data the VAE never saw.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__, modelfile
+from .audio import AudioError, find_audio_files, load_audio
+from .classifier import LinearClassifier, fit_logistic, fit_one_class
+from .features import FeatureParams, LogMel, minmax_normalise, window_samples
+from .metrics import best_threshold, roc_auc, summarise
+from .model import PRESETS, VAE, count_parameters, loss_terms
+from .scorer import Scorer
+
+log = logging.getLogger("barkwatch")
+
+SPLITS = ("train", "val", "test")
+WINDOW_CHOICES = (1, 2, 3)
+
+
+class TrainingError(Exception):
+    """Training cannot start or go on; the message says why and what to do."""
+
+
+@dataclass
+class TrainConfig:
+    positives: Path
+    out: Path
+    negatives: Path | None = None
+    report: Path | None = None
+    preset: str = "seed"
+    window_s: int = 3
+    epochs: int = 50
+    rl_weights: tuple[float, ...] = (1e8,)
+    lr: float = 1e-3  # the notebook's 1e-2 makes the network diverge in eval mode after a few hundred steps
+    weight_decay: float = 5e-4
+    batch_size: int = 64
+    device: str = "auto"
+    seed: int = 0
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    max_windows_per_clip: int = 4
+    active_db: float = 6.0  # windows within this many dB of a clip's loudest window count as "active"
+    hop_s: float = 0.25  # suggested detection hop, recorded in the model
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.preset not in PRESETS:
+            raise TrainingError(f"--preset {self.preset}: unknown preset; choose one of {', '.join(PRESETS)}")
+        if self.window_s not in WINDOW_CHOICES:
+            raise TrainingError(f"--window {self.window_s}: the window must be 1, 2 or 3 seconds")
+        if self.epochs < 1:
+            raise TrainingError(f"--epochs {self.epochs}: train for at least one epoch")
+        if self.max_windows_per_clip < 1:
+            raise TrainingError(f"--windows-per-clip {self.max_windows_per_clip}: take at least one window")
+        if self.batch_size < 2:
+            raise TrainingError(f"--batch-size {self.batch_size}: BatchNorm needs at least 2 windows a batch")
+        if not self.lr > 0:
+            raise TrainingError(f"--lr {self.lr}: the learning rate must be positive")
+        if not self.rl_weights or any(not (w > 0 and math.isfinite(w)) for w in self.rl_weights):
+            raise TrainingError("--rl-weight: every RL weight must be a positive number")
+        for flag, folder in (("--positives", self.positives), ("--negatives", self.negatives)):
+            if folder is not None and not Path(folder).is_dir():
+                raise TrainingError(f"{flag} {folder}: no such folder; point it at a folder of audio files")
+
+
+@dataclass
+class Clip:
+    """One audio file and the windows cut from it (normalised spectrograms ``[k, 1, n_mels, frames]``)."""
+
+    path: Path
+    label: int  # 1 bark, 0 other
+    group: str  # the recording it came from; never split across train/val/test
+    specs: torch.Tensor | None = None
+
+
+# -- data ------------------------------------------------------------------------------------------------
+
+_ESC = re.compile(r"(?:^|_)\d-(\d+)-[A-Z]-\d+$")  # ESC-50: fold-freesoundid-take-class
+_URBANSOUND = re.compile(r"(?:^|_)(\d+)-\d+-\d+-\d+$")  # UrbanSound8K: freesoundid-class-occurrence-slice
+
+
+def _manifest_groups(folder: Path) -> dict[Path, str]:
+    """``source_id`` of every file listed in a ``manifest.jsonl`` in ``folder`` or its parent."""
+    groups: dict[Path, str] = {}
+    for candidate in (folder / "manifest.jsonl", folder.parent / "manifest.jsonl"):
+        if not candidate.is_file():
+            continue
+        for line in candidate.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+                groups[(candidate.parent / entry["file"]).resolve()] = str(entry["source_id"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        break
+    return groups
+
+
+def recording_group(path: Path, root: Path, manifest: dict[Path, str]) -> str:
+    """Which recording a file came from: manifest ``source_id``, else an ESC-50 / UrbanSound8K file-name id,
+    else its folder relative to ``root``."""
+    if path.resolve() in manifest:
+        return manifest[path.resolve()]
+    for pattern in (_ESC, _URBANSOUND):
+        m = pattern.search(path.stem)
+        if m:
+            return m.group(1)
+    rel = path.parent.relative_to(root)
+    return "dir:" + rel.as_posix()
+
+
+def active_windows(wave: np.ndarray, n: int, max_windows: int, active_db: float) -> np.ndarray:
+    """Windows of ``n`` samples from where the sound is: candidates every quarter window, kept when within
+    ``active_db`` of the loudest, at most ``max_windows`` of them spread over the clip. Short clips are
+    zero-padded on both sides to one window."""
+    if len(wave) <= n:
+        pad = n - len(wave)
+        return np.pad(wave, (pad // 2, pad - pad // 2))[None, :]
+    step = max(1, n // 4)
+    starts = list(range(0, len(wave) - n + 1, step))
+    if starts[-1] != len(wave) - n:
+        starts.append(len(wave) - n)
+    energy = np.array([float(np.mean(wave[s : s + n] ** 2)) for s in starts])
+    energy_db = 10.0 * np.log10(energy + 1e-12)
+    keep = [s for s, e in zip(starts, energy_db) if e >= energy_db.max() - active_db]
+    if len(keep) > max_windows:
+        keep = [keep[i] for i in np.linspace(0, len(keep) - 1, max_windows).round().astype(int)]
+    return np.stack([wave[s : s + n] for s in keep])
+
+
+def split_groups(clips: list[Clip], fractions: tuple[float, float, float], seed: int) -> dict[str, list[Clip]]:
+    """Assign whole recordings to train/val/test, reproducibly for a given seed.
+
+    Positive recordings are split first, so each split gets its share of barks; negative recordings not
+    already placed (through a recording that also holds barks) are split the same way.
+    """
+    rng = np.random.default_rng(seed)
+    assignment: dict[str, str] = {}
+    for label in (1, 0):
+        groups = sorted({c.group for c in clips if c.label == label and c.group not in assignment})
+        order = rng.permutation(len(groups))
+        n = len(groups)
+        n_val = max(1, round(fractions[1] * n)) if n >= 3 else 0
+        n_test = max(1, round(fractions[2] * n)) if n >= 3 else 0
+        for rank, i in enumerate(order):
+            split = "val" if rank < n_val else "test" if rank < n_val + n_test else "train"
+            assignment[groups[i]] = split
+    return {s: [c for c in clips if assignment[c.group] == s] for s in SPLITS}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU. An explicit device that is absent is an error."""
+    mps = getattr(torch.backends, "mps", None)
+    mps_ok = bool(mps and mps.is_available())
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda: no CUDA GPU is visible to torch; use --device auto or cpu")
+    if name == "mps" and not mps_ok:
+        raise TrainingError("--device mps: Apple's MPS backend is not available; use --device auto or cpu")
+    if name not in ("cpu", "cuda", "mps"):
+        raise TrainingError(f"--device {name}: choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def _progress(iterable, progress: bool, **kwargs):
+    from tqdm import tqdm
+
+    # disable=None hides the bar when stderr is not a terminal (logs, CI).
+    return tqdm(iterable, disable=None if progress else True, dynamic_ncols=True, **kwargs)
+
+
+def read_clips(config: TrainConfig, logmel: LogMel, device: torch.device) -> tuple[list[Clip], list[str]]:
+    """Read every file, cut active windows and turn them into normalised spectrograms. Returns the clips and
+    the files that were skipped, each as "path: reason"."""
+    sources = [(Path(config.positives), 1)]
+    if config.negatives is not None:
+        sources.append((Path(config.negatives), 0))
+    rate = FeatureParams().sample_rate
+    n = window_samples(config.window_s, rate)
+    files: list[tuple[Path, int, str]] = []
+    for root, label in sources:
+        manifest = _manifest_groups(root)
+        files += [(p, label, recording_group(p, root, manifest)) for p in find_audio_files(root)]
+
+    clips: list[Clip] = []
+    skipped: list[str] = []
+    for path, label, group in _progress(files, config.progress, desc="reading audio", unit="file"):
+        try:
+            wave = load_audio(path, rate)
+        except AudioError as e:
+            log.warning("skipped %s", e)
+            skipped.append(str(e))
+            continue
+        windows = active_windows(wave, n, config.max_windows_per_clip, config.active_db)
+        with torch.no_grad():
+            specs = minmax_normalise(logmel(torch.from_numpy(windows).to(device))).unsqueeze(1).cpu()
+        clips.append(Clip(path=path, label=label, group=group, specs=specs))
+    return clips, skipped
+
+
+# -- training --------------------------------------------------------------------------------------------
+
+
+class PrecheltStopping:
+    """Early stopping after Prechelt, "Early stopping - but when?" (1997), criterion PQ_alpha.
+
+    With E_opt the lowest validation loss so far, the generalisation loss is GL(t) = 100 (E_va(t) / E_opt - 1),
+    and the training progress over the last strip of k epochs is P_k(t) = 1000 (mean E_tr / min E_tr - 1).
+    Training stops at the end of a strip when GL(t) / P_k(t) > alpha (the validation loss has risen by more
+    than training is still improving), or when P_k(t) < 0.1 (training has stalled). The caller keeps the
+    weights of the epoch with the lowest validation loss.
+    """
+
+    def __init__(self, k: int = 5, alpha: float = 2.0):
+        self.k, self.alpha = k, alpha
+        self.train_losses: list[float] = []
+        self.best_val = math.inf
+        self.best_epoch = -1
+        self.reason = ""
+
+    def update(self, train_loss: float, val_loss: float) -> bool:
+        """Record one epoch; True when training should stop."""
+        epoch = len(self.train_losses)
+        self.train_losses.append(train_loss)
+        if val_loss < self.best_val:
+            self.best_val, self.best_epoch = val_loss, epoch
+        if len(self.train_losses) % self.k != 0:
+            return False
+        strip = self.train_losses[-self.k :]
+        progress = 1000.0 * (sum(strip) / (self.k * min(strip)) - 1.0)
+        generalisation = 100.0 * (val_loss / self.best_val - 1.0)
+        if progress < 0.1:
+            self.reason = f"training progress P_{self.k} = {progress:.3f} < 0.1 at epoch {epoch + 1}"
+            return True
+        if generalisation / progress > self.alpha:
+            self.reason = f"GL/P_{self.k} = {generalisation / progress:.2f} > {self.alpha} at epoch {epoch + 1}"
+            return True
+        return False
+
+
+@dataclass
+class VAERun:
+    """One trained VAE (weights from its best validation epoch) and its loss history."""
+
+    rl_weight: float
+    vae: VAE
+    history: dict[str, list[float]]
+    epochs: int
+    best_epoch: int
+    stop_reason: str
+
+
+def _stack(clips: list[Clip]) -> torch.Tensor:
+    return torch.cat([c.specs for c in clips]) if clips else torch.empty(0)
+
+
+def evaluate_terms(vae: VAE, specs: torch.Tensor, device: torch.device, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """RL and KL of every window in ``specs``, decoding the latent mean (eval mode)."""
+    vae.eval()
+    rls, kls = [], []
+    with torch.no_grad():
+        for chunk in specs.split(batch):
+            x = chunk.to(device)
+            x_hat, mu, logvar = vae(x)
+            rl, kl = loss_terms(x, x_hat, mu, logvar)
+            rls.append(rl.cpu())
+            kls.append(kl.cpu())
+    if not rls:
+        return np.empty(0), np.empty(0)
+    return torch.cat(rls).double().numpy(), torch.cat(kls).double().numpy()
+
+
+def train_vae(config: TrainConfig, train_x: torch.Tensor, val_x: torch.Tensor, rl_weight: float,
+              device: torch.device) -> VAERun:
+    """Train one VAE on ``train_x`` with loss ``rl_weight * RL + KL`` per window, early-stopped on ``val_x``."""
+    torch.manual_seed(config.seed)
+    n_frames = train_x.shape[-1]
+    vae = VAE(PRESETS[config.preset], train_x.shape[-2], n_frames)
+    vae.match_output_scale(float(train_x.mean()), float(train_x.std()))
+    vae = vae.to(device)
+    optimiser = torch.optim.Adam(vae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    stopper = PrecheltStopping()
+    shuffle = torch.Generator().manual_seed(config.seed)
+    history: dict[str, list[float]] = {k: [] for k in ("train_loss", "val_loss", "train_rl", "train_kl",
+                                                       "val_rl", "val_kl")}
+    best_state = copy.deepcopy(vae.state_dict())
+    epochs = _progress(range(config.epochs), config.progress, desc=f"RL weight {rl_weight:.0e}", unit="epoch")
+    for _ in epochs:
+        vae.train()
+        totals = np.zeros(3)
+        count = 0
+        for idx in torch.randperm(len(train_x), generator=shuffle).split(config.batch_size):
+            if len(idx) < 2:  # BatchNorm cannot train on a single window
+                continue
+            x = train_x[idx].to(device)
+            x_hat, mu, logvar = vae(x)
+            rl, kl = loss_terms(x, x_hat, mu, logvar)
+            loss = (rl_weight * rl + kl).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            totals += np.array([loss.item(), rl.mean().item(), kl.mean().item()]) * len(idx)
+            count += len(idx)
+        train_loss, train_rl, train_kl = totals / max(count, 1)
+        val_rl, val_kl = evaluate_terms(vae, val_x, device)
+        val_loss = float(np.mean(rl_weight * val_rl + val_kl)) if len(val_rl) else train_loss
+        for key, value in zip(history, (train_loss, val_loss, train_rl, train_kl,
+                                        float(np.mean(val_rl)) if len(val_rl) else math.nan,
+                                        float(np.mean(val_kl)) if len(val_kl) else math.nan)):
+            history[key].append(float(value))
+        epochs.set_postfix(loss=f"{train_loss:.3g}", val=f"{val_loss:.3g}", RL=f"{train_rl:.3g}",
+                           KL=f"{train_kl:.3g}")
+        if epochs.disable and config.progress:  # no terminal for a bar (a log file, the journal): one line
+            log.info("RL weight %.0e epoch %d: loss %.4g, validation %.4g, RL %.4g, KL %.4g", rl_weight,
+                     len(history["train_loss"]), train_loss, val_loss, train_rl, train_kl)
+        if not math.isfinite(train_loss):
+            raise TrainingError(f"training diverged at RL weight {rl_weight:g} (loss is {train_loss}); "
+                                "lower --lr or the RL weight")
+        if val_loss < stopper.best_val:
+            best_state = copy.deepcopy(vae.state_dict())
+        if stopper.update(train_loss, val_loss):
+            break
+    vae.load_state_dict(best_state)
+    vae.eval()
+    return VAERun(rl_weight, vae, history, len(history["train_loss"]), stopper.best_epoch + 1, stopper.reason)
+
+
+# -- scoring and the classifier --------------------------------------------------------------------------
+
+
+@dataclass
+class SplitTerms:
+    """RL and KL of every window of one split, with labels and the clip each window came from."""
+
+    rl: np.ndarray
+    kl: np.ndarray
+    labels: np.ndarray
+    clip_index: np.ndarray
+
+    def clip_scores(self, window_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A clip scores its loudest-scoring window: what a detector sliding over it would see."""
+        n = int(self.clip_index.max()) + 1 if len(self.clip_index) else 0
+        scores = np.full(n, -np.inf)
+        labels = np.zeros(n, dtype=int)
+        np.maximum.at(scores, self.clip_index, window_scores)
+        labels[self.clip_index] = self.labels
+        return labels, scores
+
+
+def split_terms(vae: VAE, clips: list[Clip], device: torch.device) -> SplitTerms:
+    rl, kl = evaluate_terms(vae, _stack(clips), device)
+    labels = np.concatenate([[c.label] * len(c.specs) for c in clips]) if clips else np.empty(0, int)
+    index = np.concatenate([[i] * len(c.specs) for i, c in enumerate(clips)]) if clips else np.empty(0, int)
+    return SplitTerms(rl, kl, labels.astype(int), index.astype(int))
+
+
+def fit_classifier(val: SplitTerms) -> LinearClassifier:
+    """Logistic regression on validation windows, threshold for the best balanced accuracy on validation
+    clips; with no negatives, the one-class fallback."""
+    if not (val.labels == 0).any():
+        return fit_one_class(val.rl[val.labels == 1], val.kl[val.labels == 1])
+    mean, std, weight, bias = fit_logistic(val.rl, val.kl, val.labels)
+    provisional = LinearClassifier(tuple(mean), tuple(std), tuple(weight), bias, 0.5, "logistic")
+    labels, scores = val.clip_scores(provisional.score(val.rl, val.kl))
+    return LinearClassifier(tuple(mean.tolist()), tuple(std.tolist()), tuple(weight.tolist()), bias,
+                            best_threshold(labels, scores), "logistic")
+
+
+def split_metrics(terms: SplitTerms, clf: LinearClassifier) -> dict:
+    window_scores = clf.score(terms.rl, terms.kl)
+    labels, scores = terms.clip_scores(window_scores)
+    out = summarise(labels, scores, clf.threshold)
+    out["clips"] = len(labels)
+    out["windows"] = len(window_scores)
+    out["window_roc_auc"] = roc_auc(terms.labels, window_scores)
+    out["rl_roc_auc"] = roc_auc(terms.labels, terms.rl)  # > 0.5: barks reconstruct worse than the rest
+    out["kl_roc_auc"] = roc_auc(terms.labels, terms.kl)
+    return out
+
+
+# -- the whole job ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    metadata: dict
+    report_dir: Path | None
+    skipped: list[str] = field(default_factory=list)
+
+
+def _local_now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Run the whole job: read, split, sweep RL weights, fit the classifier, measure, export, report."""
+    config.validate()
+    started = time.monotonic()
+    device = resolve_device(config.device)
+    features = FeatureParams()
+    logmel = LogMel(features).to(device)
+    n_samples = window_samples(config.window_s, features.sample_rate)
+
+    clips, skipped = read_clips(config, logmel, device)
+    positives = [c for c in clips if c.label == 1]
+    if not positives:
+        raise TrainingError(f"--positives {config.positives}: no readable audio files (wav, flac, ogg, mp3) found")
+    if config.negatives is not None and not any(c.label == 0 for c in clips):
+        raise TrainingError(f"--negatives {config.negatives}: no readable audio files (wav, flac, ogg, mp3) found")
+    if len(positives) < 3:
+        raise TrainingError(f"--positives {config.positives}: {len(positives)} usable file(s); "
+                            "training needs at least 3 bark recordings")
+    if len({c.group for c in positives}) < 3:
+        log.warning("fewer than 3 distinct recordings among the positives: splitting by file instead, so the "
+                    "validation and test figures will be optimistic")
+        for c in clips:
+            c.group = "file:" + str(c.path)
+    if config.negatives is None:
+        log.warning("no --negatives given: the classifier falls back to one-class (threshold from the barks' "
+                    "own scores); give other sounds for a real classifier")
+
+    splits = split_groups(clips, config.split, config.seed)
+    train_pos = [c for c in splits["train"] if c.label == 1]
+    val_pos = [c for c in splits["val"] if c.label == 1]
+    train_x, val_x = _stack(train_pos), _stack(val_pos)
+    if len(train_x) < 2:
+        raise TrainingError("too few training windows after the split; give more bark recordings")
+
+    # The sweep: one VAE per RL weight; keep the one whose classifier best separates validation clips.
+    sweep: list[dict] = []
+    best: tuple[float, VAERun, LinearClassifier] | None = None
+    for rl_weight in config.rl_weights:
+        run = train_vae(config, train_x, val_x, rl_weight, device)
+        val_terms = split_terms(run.vae, splits["val"], device)
+        clf = fit_classifier(val_terms)
+        labels, scores = val_terms.clip_scores(clf.score(val_terms.rl, val_terms.kl))
+        auc = roc_auc(labels, scores)
+        pos = val_terms.labels == 1
+        entry = {"rl_weight": rl_weight, "epochs": run.epochs, "best_epoch": run.best_epoch,
+                 "val_roc_auc": auc, "val_rl_mean": float(np.mean(val_terms.rl[pos])),
+                 "val_kl_mean": float(np.mean(val_terms.kl[pos])), "history": run.history}
+        sweep.append(entry)
+        # With negatives: the best validation AUC. Without: the notebook's rule, the lowest validation RL.
+        key = auc if config.negatives is not None and math.isfinite(auc) else -entry["val_rl_mean"]
+        if best is None or key > best[0]:
+            best = (key, run, clf)
+    assert best is not None
+    _, run, clf = best
+
+    terms = {s: split_terms(run.vae, splits[s], device) for s in SPLITS}
+    metrics = {s: split_metrics(terms[s], clf) for s in SPLITS if splits[s]}
+    seconds = time.monotonic() - started
+
+    scorer = Scorer(logmel.cpu(), run.vae.cpu(), n_samples, clf)
+    metadata = {
+        "barkwatch_version": __version__,
+        "created": _local_now(),
+        "sample_rate": features.sample_rate,
+        "window_s": config.window_s,
+        "window_samples": n_samples,
+        "hop_s": config.hop_s,
+        "threshold": clf.threshold,
+        "preset": config.preset,
+        "network": PRESETS[config.preset].to_dict(),
+        "parameters": count_parameters(run.vae),
+        "features": {**features.to_dict(), "normalisation": "minmax", "frames": features.frames(n_samples)},
+        "classifier": clf.to_dict(),
+        "training": {
+            "positives": str(config.positives),
+            "negatives": str(config.negatives) if config.negatives else None,
+            "files": {"positive": len(positives), "negative": len(clips) - len(positives),
+                      "skipped": len(skipped)},
+            "sources": {s: len({c.group for c in splits[s]}) for s in SPLITS},
+            "windows": {s: int(sum(len(c.specs) for c in splits[s])) for s in SPLITS},
+            "rl_weight": run.rl_weight,
+            "rl_weights_tried": list(config.rl_weights),
+            "epochs": run.epochs,
+            "best_epoch": run.best_epoch,
+            "early_stopping": "Prechelt PQ_2 (k=5), or progress < 0.1; best validation epoch kept",
+            "stopped_because": run.stop_reason or "reached --epochs",
+            "lr": config.lr,
+            "weight_decay": config.weight_decay,
+            "batch_size": config.batch_size,
+            "seed": config.seed,
+            "device": str(device),
+            "seconds": round(seconds, 1),
+        },
+        "metrics": metrics,
+    }
+    config.out.parent.mkdir(parents=True, exist_ok=True)
+    modelfile.save(scorer, metadata, config.out)
+
+    if config.report is not None:
+        from .report import write_report
+
+        examples = _examples(scorer, splits, run.vae)
+        write_report(config.report, metadata=metadata, sweep=sweep, history=run.history, terms=terms,
+                     classifier=clf, examples=examples, skipped=skipped)
+    return TrainResult(config.out, metadata, config.report, skipped)
+
+
+def _examples(scorer: Scorer, splits: dict[str, list[Clip]], vae: VAE) -> dict[str, np.ndarray]:
+    """Spectrograms for the notebook's three experiments: a held-out bark and a held-out other sound with their
+    reconstructions, and four decodings of z ~ N(0, I)."""
+    out: dict[str, np.ndarray] = {}
+    vae.eval()
+    with torch.no_grad():
+        for label, name in ((1, "bark"), (0, "other")):
+            pool = [c for s in ("test", "val") for c in splits[s] if c.label == label]
+            if pool:
+                x = pool[0].specs[:1]
+                mu, _ = vae.encode(x)
+                out[name] = x[0, 0].numpy()
+                out[name + "_reconstruction"] = vae.decode(mu)[0, 0].numpy()
+                out[name + "_file"] = np.array(str(pool[0].path))
+        z = torch.randn(4, vae.latent, generator=torch.Generator().manual_seed(0))
+        out["prior_samples"] = vae.decode(z)[:, 0].numpy()
+    return out

@@ -1,0 +1,119 @@
+"""`barkwatch` end to end through the command line, on the repository's real sample clips."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from barkwatch.audio import load_audio
+
+from conftest import DOGS, OTHERS, run_cli
+
+PLOTS = ["loss_curves.png", "rl_kl_scatter.png", "rl_weight_sweep.png", "reconstruction_bark.png",
+         "reconstruction_other.png", "prior_samples.png"]
+
+
+def one_line_error(result, *needles):
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("barkwatch: error:"), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_help_and_version():
+    result = run_cli("--help")
+    assert result.returncode == 0 and "train" in result.stdout and "inspect" in result.stdout
+    for command in ("train", "inspect"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and "Usage" in result.stdout
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("barkwatch ")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # plain torch.jit.load, as a user would call it
+def test_train_end_to_end_with_defaults(trained):
+    out, result = trained
+    assert result.returncode == 0, result.stderr
+    assert "deprecated" not in result.stderr.lower()
+    assert f"report: {out / 'report' / 'metrics.json'}" in result.stdout
+
+    model = torch.jit.load(str(out / "m.pt"))  # torch alone, nothing from barkwatch
+    clips = sorted(DOGS.glob("*.ogg"))[:2] + sorted(OTHERS.glob("*.ogg"))[:3]
+    wave = torch.from_numpy(np.stack([load_audio(p, 22050)[: 3 * 22050] for p in clips]))
+    rl, kl, score = model(wave)
+    for t in (rl, kl, score):
+        assert t.shape == (5,) and torch.isfinite(t).all()
+    assert ((score >= 0) & (score <= 1)).all()
+
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    for split in ("train", "val", "test"):
+        for key in ("roc_auc", "accuracy", "balanced_accuracy"):
+            assert key in metrics["splits"][split]
+    assert metrics["rl_weight"] == 1e8 and metrics["epochs"] == 2 and metrics["seconds"] > 0
+    for plot in PLOTS:
+        assert (out / "report" / plot).stat().st_size > 5000
+
+
+def test_inspect_shows_the_metadata(trained):
+    out, _ = trained
+    result = run_cli("inspect", str(out / "m.pt"))
+    assert result.returncode == 0, result.stderr
+    assert "seed" in result.stdout and "3 s at 22050 Hz" in result.stdout and "test" in result.stdout
+    meta = json.loads(run_cli("inspect", str(out / "m.pt"), "--json").stdout)
+    assert meta["window_samples"] == 66150 and meta["features"]["frames"] == 130
+    assert meta["training"]["files"] == {"positive": 24, "negative": 65, "skipped": 0}
+    assert 0 < meta["threshold"] < 1 and meta["classifier"]["kind"] == "logistic"
+
+
+def test_unreadable_files_are_skipped_and_listed_and_one_class_without_negatives(tmp_path):
+    positives = tmp_path / "barks"
+    shutil.copytree(DOGS, positives)
+    (positives / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
+    (positives / "notes.txt").write_text("not audio, not even looked at")
+    result = run_cli("train", "--positives", str(positives), "--out", str(tmp_path / "m.pt"), "--preset", "small",
+                     "--window", "1", "--epochs", "2", "--report", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    assert "broken.wav" in result.stderr and "one-class" in result.stderr
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert len(metrics["skipped_files"]) == 1 and "broken.wav" in metrics["skipped_files"][0]
+    assert metrics["classifier"] == "one-class"
+    meta = json.loads(run_cli("inspect", "--json", str(tmp_path / "m.pt")).stdout)
+    assert meta["window_samples"] == 22050 and meta["training"]["files"]["skipped"] == 1
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--positives", "{tmp}/missing"], ["--positives", "missing", "no such folder"]),
+    (["--positives", "{tmp}/empty"], ["--positives", "no readable audio"]),
+    (["--positives", "{dogs}", "--negatives", "{tmp}/empty"], ["--negatives", "no readable audio"]),
+    (["--positives", "{dogs}", "--window", "4"], ["--window 4", "1, 2 or 3"]),
+    (["--positives", "{dogs}", "--preset", "huge"], ["--preset huge", "seed"]),
+    (["--positives", "{dogs}", "--rl-weight", "lots"], ["--rl-weight lots"]),
+    (["--positives", "{dogs}", "--device", "cuda"] if not torch.cuda.is_available() else
+     ["--positives", "{dogs}", "--device", "tpu"], ["--device"]),
+])
+def test_bad_training_input_is_one_line_and_exit_2(tmp_path, args, needles):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no audio here")
+    args = [a.format(tmp=tmp_path, dogs=DOGS) for a in args]
+    result = run_cli("train", *args, "--out", str(tmp_path / "m.pt"), "--epochs", "1")
+    one_line_error(result, *needles)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_too_few_barks_is_refused(tmp_path):
+    (tmp_path / "two").mkdir()
+    for p in sorted(DOGS.glob("*.ogg"))[:2]:
+        shutil.copy(p, tmp_path / "two")
+    result = run_cli("train", "--positives", str(tmp_path / "two"), "--out", str(tmp_path / "m.pt"))
+    one_line_error(result, "at least 3")
+
+
+def test_inspect_refuses_what_is_not_a_model(tmp_path):
+    (tmp_path / "noise.pt").write_bytes(b"\x00" * 100)
+    one_line_error(run_cli("inspect", str(tmp_path / "noise.pt")), "noise.pt", "not a barkwatch model")
+    one_line_error(run_cli("inspect", str(tmp_path / "absent.pt")), "absent.pt", "no such model file")

@@ -1,0 +1,121 @@
+"""The exported model file: one TorchScript archive that scores raw audio, loads anywhere, and fails clearly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from barkwatch import modelfile
+from barkwatch.audio import load_audio
+from barkwatch.classifier import LinearClassifier
+from barkwatch.features import LogMel
+from barkwatch.model import PRESETS, VAE
+from barkwatch.scorer import Scorer
+
+from conftest import DOGS, OTHERS
+
+N = 22050  # 1 s windows keep this quick; the format is the same for 2 and 3 s
+
+
+def real_windows() -> torch.Tensor:
+    clips = sorted(DOGS.glob("*.ogg"))[:3] + sorted(OTHERS.glob("*.ogg"))[:3]
+    return torch.from_numpy(np.stack([load_audio(p, 22050)[:N] for p in clips]))
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    torch.manual_seed(0)
+    vae = VAE(PRESETS["small"], 128, 44)
+    vae.train()
+    with torch.no_grad():  # settle BatchNorm statistics so outputs are not degenerate
+        vae(torch.rand(8, 1, 128, 44))
+    clf = LinearClassifier((-3.0, 1.0), (1.0, 0.5), (0.3, 1.2), -0.2, 0.6, "logistic")
+    return Scorer(LogMel(), vae, N, clf).eval()
+
+
+def save(scorer, path, **extra):
+    meta = {"sample_rate": 22050, "window_s": 1, "window_samples": N, "threshold": 0.6, **extra}
+    return modelfile.save(scorer, meta, path)
+
+
+def test_export_loaded_in_a_fresh_process_matches_the_model_in_memory(scorer, tmp_path):
+    path = save(scorer, tmp_path / "m.pt")
+    wave = real_windows()
+    np.save(tmp_path / "wave.npy", wave.numpy())
+    with torch.no_grad():
+        expected = [t.numpy() for t in scorer(wave)]
+    # Nothing but torch in the other process: the file must be self-contained.
+    code = (
+        "import sys, numpy as np, torch\n"
+        "m = torch.jit.load(sys.argv[1])\n"
+        "rl, kl, score = m(torch.from_numpy(np.load(sys.argv[2])))\n"
+        "np.save(sys.argv[3], np.stack([rl.numpy(), kl.numpy(), score.numpy()]))\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "wave.npy"), str(tmp_path / "out.npy")],
+                   check=True, cwd=tmp_path)
+    got = np.load(tmp_path / "out.npy")
+    assert got.shape == (3, len(wave))
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+    assert ((got[2] >= 0) & (got[2] <= 1)).all()
+
+
+def test_metadata_round_trips_and_loading_is_silent(scorer, tmp_path):
+    path = save(scorer, tmp_path / "m.pt", preset="small")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a TorchScript deprecation warning would fail here
+        loaded = modelfile.load(path)
+        save(scorer, tmp_path / "again.pt")
+    assert loaded.metadata["format_version"] == modelfile.FORMAT_VERSION
+    assert loaded.metadata["preset"] == "small" and loaded.window_samples == N
+    assert modelfile.read_metadata(path) == loaded.metadata
+    assert len(loaded.sha256) == 16
+
+
+def test_wrong_window_length_is_a_clear_error(scorer, tmp_path):
+    loaded = modelfile.load(save(scorer, tmp_path / "m.pt"))
+    with pytest.raises(Exception, match=str(N)):
+        loaded.module(torch.zeros(1, N - 1))
+
+
+def _assert_refused(path, needle):
+    with pytest.raises(modelfile.ModelFileError) as info:
+        modelfile.load(path)
+    message = str(info.value)
+    assert str(path) in message and needle in message and "\n" not in message
+
+
+def test_missing_random_truncated_foreign_and_newer_files_are_refused(scorer, tmp_path):
+    _assert_refused(tmp_path / "nope.pt", "no such model file")
+
+    (tmp_path / "random.pt").write_bytes(np.random.default_rng(0).bytes(5000))
+    _assert_refused(tmp_path / "random.pt", "not a barkwatch model")
+
+    good = save(scorer, tmp_path / "good.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(good[: len(good) // 2])
+    _assert_refused(tmp_path / "truncated.pt", "not a barkwatch model")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / "foreign.pt"))
+    _assert_refused(tmp_path / "foreign.pt", "without barkwatch metadata")
+
+    newer = tmp_path / "newer.pt"
+    save(scorer, newer)
+    with zipfile.ZipFile(newer) as z:
+        items = {n: z.read(n) for n in z.namelist()}
+    name = next(n for n in items if n.endswith("extra/barkwatch.json"))
+    meta = json.loads(items[name])
+    meta["format_version"] = modelfile.FORMAT_VERSION + 1
+    items[name] = json.dumps(meta).encode()
+    with zipfile.ZipFile(newer, "w") as z:
+        for n, data in items.items():
+            z.writestr(n, data)
+    _assert_refused(newer, "upgrade barkwatch")
