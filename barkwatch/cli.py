@@ -78,7 +78,7 @@ def train(
     rl_weight: List[str] = typer.Option(["1e8"], "--rl-weight",
                                         help="RL weight; repeat or comma-separate several to sweep."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Windows per training step."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Windows per training step."),
     windows_per_clip: int = typer.Option(4, "--windows-per-clip",
                                          help="Most windows cut from one file (from its loudest part)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps."),

@@ -32,6 +32,7 @@ def write_report(directory: Path, *, metadata: dict, sweep: list[dict], history:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -69,8 +70,10 @@ def write_report(directory: Path, *, metadata: dict, sweep: list[dict], history:
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.set_yscale("log")
-        ax.legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].axvline(training["best_epoch"], color="grey", ls=":", label="kept")
+    for ax in axes:
+        ax.legend()
     save(fig, "loss_curves.png")
 
     # RL against KL for held-out windows, with the classifier's boundary.

@@ -53,7 +53,7 @@ class TrainConfig:
     rl_weights: tuple[float, ...] = (1e8,)
     lr: float = 1e-3  # the notebook's 1e-2 makes the network diverge in eval mode after a few hundred steps
     weight_decay: float = 5e-4
-    batch_size: int = 64
+    batch_size: int = 16  # the notebook used 64; small sets (one dog) then get too few steps per epoch
     device: str = "auto"
     seed: int = 0
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
@@ -77,6 +77,10 @@ class TrainConfig:
             raise TrainingError(f"--lr {self.lr}: the learning rate must be positive")
         if not self.rl_weights or any(not (w > 0 and math.isfinite(w)) for w in self.rl_weights):
             raise TrainingError("--rl-weight: every RL weight must be a positive number")
+        if Path(self.out).is_dir():
+            raise TrainingError(f"--out {self.out}: is a folder; give a file name such as {Path(self.out) / 'model.pt'}")
+        if self.report is not None and Path(self.report).exists() and not Path(self.report).is_dir():
+            raise TrainingError(f"--report {self.report}: exists and is not a folder; give a folder for the report")
         for flag, folder in (("--positives", self.positives), ("--negatives", self.negatives)):
             if folder is not None and not Path(folder).is_dir():
                 raise TrainingError(f"{flag} {folder}: no such folder; point it at a folder of audio files")
@@ -430,16 +434,21 @@ def train(config: TrainConfig) -> TrainResult:
     if len(positives) < 3:
         raise TrainingError(f"--positives {config.positives}: {len(positives)} usable file(s); "
                             "training needs at least 3 bark recordings")
-    if len({c.group for c in positives}) < 3:
-        log.warning("fewer than 3 distinct recordings among the positives: splitting by file instead, so the "
-                    "validation and test figures will be optimistic")
-        for c in clips:
-            c.group = "file:" + str(c.path)
+    for label, flag in ((1, "--positives"), (0, "--negatives")):
+        members = [c for c in clips if c.label == label]
+        if members and len({c.group for c in members}) < 3:
+            log.warning("%s: fewer than 3 distinct recordings found (no manifest.jsonl source_id, file-name id "
+                        "or subfolders): splitting by file instead, so validation and test figures will be "
+                        "optimistic", flag)
+            for c in members:
+                c.group = f"file:{c.path}"
     if config.negatives is None:
         log.warning("no --negatives given: the classifier falls back to one-class (threshold from the barks' "
                     "own scores); give other sounds for a real classifier")
 
     splits = split_groups(clips, config.split, config.seed)
+    if config.negatives is not None and not any(c.label == 0 for c in splits["val"]):
+        log.warning("no other sounds reached the validation split (too few files): one-class fallback")
     train_pos = [c for c in splits["train"] if c.label == 1]
     val_pos = [c for c in splits["val"] if c.label == 1]
     train_x, val_x = _stack(train_pos), _stack(val_pos)

@@ -117,3 +117,21 @@ def test_inspect_refuses_what_is_not_a_model(tmp_path):
     (tmp_path / "noise.pt").write_bytes(b"\x00" * 100)
     one_line_error(run_cli("inspect", str(tmp_path / "noise.pt")), "noise.pt", "not a barkwatch model")
     one_line_error(run_cli("inspect", str(tmp_path / "absent.pt")), "absent.pt", "no such model file")
+
+
+def test_flat_folders_without_recording_ids_split_by_file_with_a_warning(tmp_path):
+    negatives = tmp_path / "household"
+    negatives.mkdir()
+    for i, p in enumerate(sorted(OTHERS.glob("ESC-50_*.ogg"))[:12]):
+        shutil.copy(p, negatives / f"sound{i}.ogg")  # no manifest, no ESC name: one folder, one "recording"
+    result = run_cli("train", "--positives", str(DOGS), "--negatives", str(negatives), "--out",
+                     str(tmp_path / "m.pt"), "--preset", "small", "--window", "1", "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    assert "--negatives: fewer than 3 distinct recordings" in result.stderr
+    meta = json.loads(run_cli("inspect", "--json", str(tmp_path / "m.pt")).stdout)
+    assert meta["classifier"]["kind"] == "logistic" and meta["metrics"]["val"]["negatives"] >= 1
+
+
+def test_out_that_is_a_folder_is_refused_before_training(tmp_path):
+    result = run_cli("train", "--positives", str(DOGS), "--out", str(tmp_path))
+    one_line_error(result, "--out", "is a folder")
