@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import List, Optional
 
@@ -144,6 +145,88 @@ def inspect(
         lines.append(f"{split:<12} {m.get('positives')} barks / {m.get('negatives')} other clips: "
                      f"AUC {_fmt(auc)}, balanced accuracy {_fmt(bacc)}")
     typer.echo("\n".join(lines))
+
+
+@app.command()
+def detect(
+    files: List[Path] = typer.Argument(..., help="Recordings to scan: wav, flac, ogg or mp3, any length."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: models/default.pt)."),
+    events: Optional[str] = typer.Option(None, "--events",
+                                         help="Append bark_start/bark JSON Lines records here ('-': stdout)."),
+    scores: Optional[Path] = typer.Option(None, "--scores", help="Write every window's time, level, RL, KL "
+                                          "and score to this CSV file."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Score that counts as a bark "
+                                              "(default: the model's)."),
+    start: Optional[datetime] = typer.Option(None, "--start", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
+                                                                       "%Y-%m-%d %H:%M:%S"],
+                                             help="When the recording began (default: file time minus "
+                                             "duration); applies to each file."),
+    hop: Optional[float] = typer.Option(None, "--hop", help="Seconds between windows (default: the model's)."),
+    gate: float = typer.Option(-60.0, "--gate", help="Windows quieter than this (dBFS) skip the network."),
+    patience: int = typer.Option(2, "--patience", help="Consecutive windows above threshold that open an event."),
+    release: float = typer.Option(1.0, "--release", help="Seconds below threshold that close an event."),
+    merge: float = typer.Option(2.0, "--merge", help="Gaps shorter than this (seconds) join episodes."),
+    compute: str = typer.Option("auto", "--compute", help="Where the network runs: auto, cpu, cuda or mps."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar and no summary."),
+) -> None:
+    """Scan recordings for barks and report each event (exit code 1 if a file could not be read)."""
+    from . import compute as compute_
+    from .detect import ScoreWriter, scan_file
+    from .engine import EngineSettings
+    from .events import EventLog, EventLogError, TrackerSettings
+    from .modelfile import DEFAULT_MODEL, ModelFileError, load
+
+    try:
+        device = compute_.resolve(compute)
+    except ValueError as e:
+        fail(f"--compute {e}")
+    try:
+        loaded = load(model or DEFAULT_MODEL, device=str(device))
+    except ModelFileError as e:
+        fail(str(e))
+    try:
+        engine_settings = EngineSettings(hop_s=hop or float(loaded.metadata.get("hop_s", 0.25)), gate_dbfs=gate)
+        tracker_settings = TrackerSettings(threshold=loaded.threshold if threshold is None else threshold,
+                                           patience=patience, release_s=release, merge_s=merge)
+    except ValueError as e:
+        fail(str(e))
+
+    human = sys.stderr if events == "-" else sys.stdout
+    log = None
+    score_file = None
+    failures = 0
+    try:
+        log = EventLog(events) if events else None
+        score_file = open(scores, "w", newline="") if scores else None
+        writer = ScoreWriter(score_file) if score_file else None
+        for path in files:
+            def on_record(record: dict) -> None:
+                if log is not None:
+                    log.write(record)
+                if record["event"] == "bark" and not quiet:
+                    print(f"{record['start'][:19].replace('T', ' ')}  bark  {record['duration_s']:6.1f} s  "
+                          f"peak {record['peak_score']:.2f}  {path.name} +{record['offset_s']:.1f} s",
+                          file=human, flush=True)
+
+            result = scan_file(path, loaded, engine_settings=engine_settings, tracker_settings=tracker_settings,
+                               on_record=on_record, on_window=(lambda w, p=path: writer.write(p, w)) if writer
+                               else None, start=start, device=str(device), progress=not quiet)
+            if result.error:
+                failures += 1
+                typer.echo(f"barkwatch: error: {result.error}", err=True)
+            elif not quiet:
+                print(f"{path}: {len(result.events)} event(s), {result.bark_seconds:.1f} s of barking, longest "
+                      f"{result.longest_s:.1f} s, in {result.duration_s:.1f} s of audio "
+                      f"({result.gated} of {result.windows} windows below the gate)", file=human, flush=True)
+    except (EventLogError, OSError) as e:
+        fail(str(e) if isinstance(e, EventLogError) else f"{e.filename}: cannot write ({e.strerror})", code=1)
+    finally:
+        if log is not None:
+            log.close()
+        if score_file is not None:
+            score_file.close()
+    if failures:
+        raise typer.Exit(1)
 
 
 def _fmt(value: Optional[float]) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, modelfile
+from . import __version__, compute, modelfile
 from .audio import AudioError, find_audio_files, load_audio
 from .classifier import LinearClassifier, fit_logistic, fit_one_class
 from .features import FeatureParams, LogMel, minmax_normalise, window_samples
@@ -171,18 +171,10 @@ def split_groups(clips: list[Clip], fractions: tuple[float, float, float], seed:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU. An explicit device that is absent is an error."""
-    mps = getattr(torch.backends, "mps", None)
-    mps_ok = bool(mps and mps.is_available())
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda: no CUDA GPU is visible to torch; use --device auto or cpu")
-    if name == "mps" and not mps_ok:
-        raise TrainingError("--device mps: Apple's MPS backend is not available; use --device auto or cpu")
-    if name not in ("cpu", "cuda", "mps"):
-        raise TrainingError(f"--device {name}: choose auto, cpu, cuda or mps")
-    return torch.device(name)
+    try:
+        return compute.resolve(name)
+    except ValueError as e:
+        raise TrainingError(f"--device {e}") from e
 
 
 def _progress(iterable, progress: bool, **kwargs):

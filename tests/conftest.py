@@ -29,3 +29,26 @@ def trained(tmp_path_factory):
     result = run_cli("train", "--positives", str(DOGS), "--negatives", str(OTHERS), "--out",
                      str(out / "m.pt"), "--epochs", "2", "--report", str(out / "report"))
     return out, result
+
+
+@pytest.fixture(scope="session")
+def random_model(tmp_path_factory) -> Path:
+    """An exported 1 s model with random weights and threshold 0.5: for testing the machinery around a
+    model (windows, gate, events, files), which does not depend on what the model has learned."""
+    import torch
+
+    from barkwatch import modelfile
+    from barkwatch.classifier import LinearClassifier
+    from barkwatch.features import LogMel
+    from barkwatch.model import PRESETS, VAE
+    from barkwatch.scorer import Scorer
+
+    torch.manual_seed(0)
+    vae = VAE(PRESETS["small"], 128, 44)
+    with torch.no_grad():
+        vae(torch.rand(8, 1, 128, 44))  # settle BatchNorm statistics
+    clf = LinearClassifier((-3.0, 1.0), (1.0, 0.5), (0.3, 1.2), -0.2, 0.5, "logistic")
+    path = tmp_path_factory.mktemp("random-model") / "random.pt"
+    metadata = {"sample_rate": 22050, "window_s": 1, "window_samples": 22050, "hop_s": 0.25, "threshold": 0.5}
+    modelfile.save(Scorer(LogMel(), vae, 22050, clf), metadata, path)
+    return path

@@ -12,11 +12,7 @@ import torch
 
 from barkwatch import modelfile
 from barkwatch.audio import load_audio
-from barkwatch.classifier import LinearClassifier
 from barkwatch.engine import Engine, EngineSettings, level_dbfs
-from barkwatch.features import LogMel
-from barkwatch.model import PRESETS, VAE
-from barkwatch.scorer import Scorer
 
 from conftest import DOGS
 
@@ -24,17 +20,8 @@ RATE = 22050
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """An exported 1 s model with random weights: the engine's arithmetic does not depend on training."""
-    torch.manual_seed(0)
-    vae = VAE(PRESETS["small"], 128, 44)
-    with torch.no_grad():
-        vae(torch.rand(8, 1, 128, 44))
-    clf = LinearClassifier((-3.0, 1.0), (1.0, 0.5), (0.3, 1.2), -0.2, 0.5, "logistic")
-    path = tmp_path_factory.mktemp("model") / "m.pt"
-    modelfile.save(Scorer(LogMel(), vae, RATE, clf), {"sample_rate": RATE, "window_s": 1,
-                                                      "window_samples": RATE, "threshold": 0.5}, path)
-    return modelfile.load(path)
+def model(random_model):
+    return modelfile.load(random_model)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,69 @@
+"""`barkwatch detect` through the command line: records, scores, wall-clock times, and bad files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timedelta
+
+import numpy as np
+import soundfile as sf
+
+from conftest import DOGS, run_cli
+
+
+def test_events_come_in_pairs_with_times_from_start(random_model, tmp_path):
+    clip = sorted(DOGS.glob("*.ogg"))[0]
+    events = tmp_path / "events.jsonl"
+    # Threshold 0: every window counts as a bark, so the whole file is one event, whatever the weights.
+    result = run_cli("detect", str(clip), "--model", str(random_model), "--threshold", "0", "--events",
+                     str(events), "--start", "2026-07-01T12:00:00+02:00")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [r["event"] for r in records] == ["bark_start", "bark"]
+    start, end = records
+    assert start["id"] == end["id"] and end["source"] == str(clip)
+    assert start["detected_offset_s"] == 1.25  # two windows of 1 s, 0.25 s apart (patience 2)
+    assert end["offset_s"] == 0.0 and abs(end["end_offset_s"] - 5.0) < 0.3
+    assert datetime.fromisoformat(end["start"]) == datetime.fromisoformat("2026-07-01T12:00:00+02:00")
+    assert datetime.fromisoformat(end["end"]) - datetime.fromisoformat(end["start"]) == \
+        timedelta(seconds=end["duration_s"])
+    assert end["model"]["file"] == "random.pt" and len(end["model"]["sha256"]) == 16
+    assert "1 event(s)" in result.stdout
+
+
+def test_events_to_stdout_keep_human_text_on_stderr(random_model):
+    clip = sorted(DOGS.glob("*.ogg"))[0]
+    result = run_cli("detect", str(clip), "--model", str(random_model), "--threshold", "0", "--events", "-")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["event"] for line in result.stdout.splitlines()] == ["bark_start", "bark"]
+    assert "1 event(s)" in result.stderr
+
+
+def test_a_file_shorter_than_one_window_is_scored_once(random_model, tmp_path):
+    short = tmp_path / "short.wav"
+    audio = sf.read(str(sorted(DOGS.glob("*.ogg"))[0]), dtype="float32")[0][:8000]
+    sf.write(str(short), audio, 22050)
+    result = run_cli("detect", str(short), "--model", str(random_model), "--scores", str(tmp_path / "s.csv"),
+                     "--gate", "-200")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert len(rows) == 1 and rows[0]["start_s"] == "0.000" and rows[0]["end_s"] == "1.000"
+    assert 0 <= float(rows[0]["score"]) <= 1 and float(rows[0]["rl"]) > 0
+
+
+def test_missing_and_corrupt_files_are_named_and_the_others_still_scanned(random_model, tmp_path):
+    corrupt = tmp_path / "corrupt.flac"
+    corrupt.write_bytes(b"fLaC" + np.random.default_rng(0).bytes(4000))
+    good = sorted(DOGS.glob("*.ogg"))[0]
+    result = run_cli("detect", str(tmp_path / "gone.wav"), str(corrupt), str(good), "--model", str(random_model))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("barkwatch: error:")]
+    assert len(errors) == 2 and "gone.wav: no such file" in errors[0] and "corrupt.flac" in errors[1]
+    assert f"{good}: " in result.stdout  # the good file's summary
+
+
+def test_missing_model_is_one_line_and_exit_2(tmp_path):
+    clip = sorted(DOGS.glob("*.ogg"))[0]
+    result = run_cli("detect", str(clip), "--model", str(tmp_path / "none.pt"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "none.pt" in result.stderr
