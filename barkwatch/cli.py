@@ -84,6 +84,8 @@ def train(
                                          help="Most windows cut from one file (from its loudest part)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps."),
     seed: int = typer.Option(0, "--seed", help="Seed for the split, the initial weights and the shuffling."),
+    exclude_sources: Optional[Path] = typer.Option(None, "--exclude-sources", help="Text file of recordings "
+                                                   "(dataset/source_id, one a line) to leave out entirely."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print only errors and the result."),
 ) -> None:
     """Train a model from a folder of barks (and other sounds) and export it as one file."""
@@ -92,10 +94,18 @@ def train(
     from .train import TrainConfig, TrainingError
     from .train import train as run_training
 
+    excluded: frozenset[str] = frozenset()
+    if exclude_sources is not None:
+        try:
+            lines = exclude_sources.read_text().splitlines()
+        except OSError as e:
+            fail(f"--exclude-sources {exclude_sources}: cannot read ({e.strerror})")
+        excluded = frozenset(x.strip() for x in lines if x.strip() and not x.startswith("#"))
     config = TrainConfig(positives=positives, out=out, negatives=negatives, report=report, preset=preset,
                          window_s=window, epochs=epochs, rl_weights=_parse_weights(rl_weight), lr=lr,
                          batch_size=batch_size,
-                         max_windows_per_clip=windows_per_clip, device=device, seed=seed, progress=not quiet)
+                         max_windows_per_clip=windows_per_clip, device=device, seed=seed,
+                         exclude_sources=excluded, progress=not quiet)
     try:
         result = run_training(config)
     except (TrainingError, ModelFileError) as e:
@@ -155,6 +165,10 @@ def detect(
                                          help="Append bark_start/bark JSON Lines records here ('-': stdout)."),
     scores: Optional[Path] = typer.Option(None, "--scores", help="Write every window's time, level, RL, KL "
                                           "and score to this CSV file."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw what the detector heard to this PNG "
+                                        "(with several files: one PNG each, named after the file)."),
+    clips: Optional[Path] = typer.Option(None, "--clips", help="Cut each event (1 s either side) to a FLAC "
+                                         "file in this folder."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Score that counts as a bark "
                                               "(default: the model's)."),
     start: Optional[datetime] = typer.Option(None, "--start", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
@@ -175,6 +189,8 @@ def detect(
     from .engine import EngineSettings
     from .events import EventLog, EventLogError, TrackerSettings
     from .modelfile import DEFAULT_MODEL, ModelFileError, load
+
+    _setup_logging(quiet)
 
     try:
         device = compute_.resolve(compute)
@@ -200,6 +216,14 @@ def detect(
         score_file = open(scores, "w", newline="") if scores else None
         writer = ScoreWriter(score_file) if score_file else None
         for path in files:
+            heard: list = []
+
+            def on_window(w, path=path) -> None:
+                if writer is not None:
+                    writer.write(path, w)
+                if plot is not None:
+                    heard.append(w)
+
             def on_record(record: dict) -> None:
                 if log is not None:
                     log.write(record)
@@ -209,12 +233,17 @@ def detect(
                           file=human, flush=True)
 
             result = scan_file(path, loaded, engine_settings=engine_settings, tracker_settings=tracker_settings,
-                               on_record=on_record, on_window=(lambda w, p=path: writer.write(p, w)) if writer
-                               else None, start=start, device=str(device), progress=not quiet)
+                               on_record=on_record, on_window=on_window, start=start, device=str(device),
+                               clips_dir=clips, progress=not quiet)
             if result.error:
                 failures += 1
                 typer.echo(f"barkwatch: error: {result.error}", err=True)
-            elif not quiet:
+            if plot is not None and not result.error:
+                from .report import plot_detection
+
+                target = plot if len(files) == 1 else plot.with_name(f"{plot.stem}-{path.stem}{plot.suffix}")
+                plot_detection(path, heard, result.events, tracker_settings.threshold, target)
+            if not result.error and not quiet:
                 print(f"{path}: {len(result.events)} event(s), {result.bark_seconds:.1f} s of barking, longest "
                       f"{result.longest_s:.1f} s, in {result.duration_s:.1f} s of audio "
                       f"({result.gated} of {result.windows} windows below the gate)", file=human, flush=True)

@@ -8,6 +8,7 @@ the open one included.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from .audio import AudioError
 from .engine import Engine, EngineSettings
 from .events import Event, EventTracker, TrackerSettings, WindowScore, event_record
 
+log = logging.getLogger("barkwatch")
 Record = dict
 SCORE_COLUMNS = ("file", "start_s", "end_s", "level_dbfs", "rl", "kl", "score")
 
@@ -64,11 +66,28 @@ class ScoreWriter:
                                f"{w.score:.4f}"])
 
 
+def cut_clip(path: Path, event: Event, clips_dir: Path, margin_s: float = 1.0) -> Path:
+    """Write the event, with ``margin_s`` of audio either side, from ``path`` to a FLAC file in ``clips_dir``."""
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    first = max(0, int((event.start_s - margin_s) * info.samplerate))
+    last = min(info.frames, int((event.end_s + margin_s) * info.samplerate))
+    audio, rate = sf.read(str(path), start=first, stop=last, dtype="float32", always_2d=True)
+    clips_dir.mkdir(parents=True, exist_ok=True)
+    out = clips_dir / f"{path.stem}_{event.start_s:09.2f}s_{event.id}.flac"
+    sf.write(str(out), audio, rate, format="FLAC")
+    return out
+
+
 def scan_file(path: Path, model, *, engine_settings: EngineSettings, tracker_settings: TrackerSettings,
               on_record: Callable[[Record], None], on_window: Callable[[WindowScore], None] | None = None,
               start: datetime | None = None, device: str = "cpu", block_s: float = 1.0,
-              progress: bool = False) -> FileResult:
+              clips_dir: Path | None = None, progress: bool = False) -> FileResult:
     """Scan one file; ``on_record`` gets each ``bark_start`` and ``bark`` record as soon as it exists.
+
+    With ``clips_dir``, each event is also cut to a FLAC file (one second either side) named in its record;
+    a clip that cannot be written is left out with a warning, and detection goes on.
 
     Errors reading the file end the scan with ``FileResult.error`` set (one line naming the file); events
     found up to that point are closed and written first.
@@ -92,9 +111,16 @@ def scan_file(path: Path, model, *, engine_settings: EngineSettings, tracker_set
 
     def emit(transitions: list[tuple[str, Event]]) -> None:
         for kind, event in transitions:
+            clip = None
             if kind == "end":
                 result.events.append(event)
-            on_record(event_record(kind, event, source=str(path), stream_start=began, model=model_info))
+                if clips_dir is not None:
+                    try:
+                        clip = str(cut_clip(path, event, clips_dir))
+                    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+                        log.warning("%s: clip of the event at %.1f s not written (%s)", path, event.start_s, e)
+            on_record(event_record(kind, event, source=str(path), stream_start=began, model=model_info,
+                                   clip=clip))
 
     def take(windows: list[WindowScore]) -> None:
         for w in windows:
@@ -117,7 +143,7 @@ def scan_file(path: Path, model, *, engine_settings: EngineSettings, tracker_set
         result.error = str(AudioError(f"{path}: cannot read audio after {read_s:.1f} s ({e})"))
     finally:
         bar.close()
-        emit(tracker.flush(at_s=read_s if result.error else None))
+        emit(tracker.flush(at_s=read_s))  # a zero-padded last window may reach past the end
     return result
 
 

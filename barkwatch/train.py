@@ -60,6 +60,7 @@ class TrainConfig:
     max_windows_per_clip: int = 4
     active_db: float = 6.0  # windows within this many dB of a clip's loudest window count as "active"
     hop_s: float = 0.25  # suggested detection hop, recorded in the model
+    exclude_sources: frozenset[str] = frozenset()  # recordings held out of training entirely
     progress: bool = True
 
     def validate(self) -> None:
@@ -103,7 +104,7 @@ _URBANSOUND = re.compile(r"(?:^|_)(\d+)-\d+-\d+-\d+$")  # UrbanSound8K: freesoun
 
 
 def _manifest_groups(folder: Path) -> dict[Path, str]:
-    """``source_id`` of every file listed in a ``manifest.jsonl`` in ``folder`` or its parent."""
+    """``dataset/source_id`` of every file listed in a ``manifest.jsonl`` in ``folder`` or its parent."""
     groups: dict[Path, str] = {}
     for candidate in (folder / "manifest.jsonl", folder.parent / "manifest.jsonl"):
         if not candidate.is_file():
@@ -111,7 +112,8 @@ def _manifest_groups(folder: Path) -> dict[Path, str]:
         for line in candidate.read_text().splitlines():
             try:
                 entry = json.loads(line)
-                groups[(candidate.parent / entry["file"]).resolve()] = str(entry["source_id"])
+                source = f"{entry['dataset']}/{entry['source_id']}" if entry.get("dataset") else str(entry["source_id"])
+                groups[(candidate.parent / entry["file"]).resolve()] = source
             except (ValueError, KeyError, TypeError):
                 continue
         break
@@ -119,14 +121,14 @@ def _manifest_groups(folder: Path) -> dict[Path, str]:
 
 
 def recording_group(path: Path, root: Path, manifest: dict[Path, str]) -> str:
-    """Which recording a file came from: manifest ``source_id``, else an ESC-50 / UrbanSound8K file-name id,
-    else its folder relative to ``root``."""
+    """Which recording a file came from: manifest ``dataset/source_id``, else an ESC-50 / UrbanSound8K
+    Freesound id from the file name, else its folder relative to ``root``."""
     if path.resolve() in manifest:
         return manifest[path.resolve()]
-    for pattern in (_ESC, _URBANSOUND):
+    for dataset, pattern in (("ESC-50", _ESC), ("UrbanSound8K", _URBANSOUND)):
         m = pattern.search(path.stem)
         if m:
-            return m.group(1)
+            return f"{dataset}/{m.group(1)}"
     rel = path.parent.relative_to(root)
     return "dir:" + rel.as_posix()
 
@@ -196,6 +198,10 @@ def read_clips(config: TrainConfig, logmel: LogMel, device: torch.device) -> tup
     for root, label in sources:
         manifest = _manifest_groups(root)
         files += [(p, label, recording_group(p, root, manifest)) for p in find_audio_files(root)]
+    excluded = sum(group in config.exclude_sources for _, _, group in files)
+    if excluded:
+        log.info("left out %d file(s) from %d held-out recording(s)", excluded, len(config.exclude_sources))
+    files = [f for f in files if f[2] not in config.exclude_sources]
 
     clips: list[Clip] = []
     skipped: list[str] = []
@@ -492,6 +498,7 @@ def train(config: TrainConfig) -> TrainResult:
             "files": {"positive": len(positives), "negative": len(clips) - len(positives),
                       "skipped": len(skipped)},
             "sources": {s: len({c.group for c in splits[s]}) for s in SPLITS},
+            "excluded_sources": len(config.exclude_sources),
             "windows": {s: int(sum(len(c.specs) for c in splits[s])) for s in SPLITS},
             "rl_weight": run.rl_weight,
             "rl_weights_tried": list(config.rl_weights),

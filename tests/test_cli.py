@@ -135,3 +135,19 @@ def test_flat_folders_without_recording_ids_split_by_file_with_a_warning(tmp_pat
 def test_out_that_is_a_folder_is_refused_before_training(tmp_path):
     result = run_cli("train", "--positives", str(DOGS), "--out", str(tmp_path))
     one_line_error(result, "--out", "is a folder")
+
+
+def test_exclude_sources_leaves_whole_recordings_out(tmp_path):
+    entries = [json.loads(line) for line in (DOGS.parent / "manifest.jsonl").read_text().splitlines()]
+    held = sorted({f"{e['dataset']}/{e['source_id']}" for e in entries if e["label"] == "dog"})[:3]
+    held_files = sum(f"{e['dataset']}/{e['source_id']}" in held for e in entries)
+    listing = tmp_path / "holdout.txt"
+    listing.write_text("# held out\n" + "\n".join(held) + "\n")
+    result = run_cli("train", "--positives", str(DOGS), "--negatives", str(OTHERS), "--out", str(tmp_path / "m.pt"),
+                     "--preset", "small", "--window", "1", "--epochs", "1", "--exclude-sources", str(listing))
+    assert result.returncode == 0, result.stderr
+    meta = json.loads(run_cli("inspect", "--json", str(tmp_path / "m.pt")).stdout)
+    assert meta["training"]["files"]["positive"] == 24 - held_files
+    assert meta["training"]["excluded_sources"] == 3
+    one_line_error(run_cli("train", "--positives", str(DOGS), "--out", str(tmp_path / "x.pt"), "--exclude-sources",
+                           str(tmp_path / "absent.txt")), "--exclude-sources", "absent.txt")

@@ -16,9 +16,10 @@ def test_recording_group_from_manifest_then_file_name_then_folder(tmp_path):
     manifest = _manifest_groups(SAMPLES / "dog")  # the manifest sits in the parent folder
     entries = [json.loads(line) for line in (SAMPLES / "manifest.jsonl").read_text().splitlines()]
     for entry in entries[:5]:
-        assert recording_group(SAMPLES / entry["file"], SAMPLES / "dog", manifest) == entry["source_id"]
-    assert recording_group(Path("/x/1-100032-A-0.wav"), Path("/x"), {}) == "100032"  # ESC-50
-    assert recording_group(Path("/x/100652-3-0-12.wav"), Path("/x"), {}) == "100652"  # UrbanSound8K
+        expected = f"{entry['dataset']}/{entry['source_id']}"
+        assert recording_group(SAMPLES / entry["file"], SAMPLES / "dog", manifest) == expected
+    assert recording_group(Path("/x/1-100032-A-0.wav"), Path("/x"), {}) == "ESC-50/100032"
+    assert recording_group(Path("/x/100652-3-0-12.wav"), Path("/x"), {}) == "UrbanSound8K/100652"
     (tmp_path / "rex" / "day1").mkdir(parents=True)
     assert recording_group(tmp_path / "rex" / "day1" / "a.wav", tmp_path, {}) == "dir:rex/day1"
 

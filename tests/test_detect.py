@@ -26,8 +26,8 @@ def test_events_come_in_pairs_with_times_from_start(random_model, tmp_path):
     assert start["detected_offset_s"] == 1.25  # two windows of 1 s, 0.25 s apart (patience 2)
     assert end["offset_s"] == 0.0 and abs(end["end_offset_s"] - 5.0) < 0.3
     assert datetime.fromisoformat(end["start"]) == datetime.fromisoformat("2026-07-01T12:00:00+02:00")
-    assert datetime.fromisoformat(end["end"]) - datetime.fromisoformat(end["start"]) == \
-        timedelta(seconds=end["duration_s"])
+    span = datetime.fromisoformat(end["end"]) - datetime.fromisoformat(end["start"])
+    assert abs(span - timedelta(seconds=end["duration_s"])) <= timedelta(milliseconds=1)  # ms rounding
     assert end["model"]["file"] == "random.pt" and len(end["model"]["sha256"]) == 16
     assert "1 event(s)" in result.stdout
 
@@ -67,3 +67,18 @@ def test_missing_model_is_one_line_and_exit_2(tmp_path):
     clip = sorted(DOGS.glob("*.ogg"))[0]
     result = run_cli("detect", str(clip), "--model", str(tmp_path / "none.pt"))
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "none.pt" in result.stderr
+
+
+def test_plot_and_clips(random_model, tmp_path):
+    clip = sorted(DOGS.glob("*.ogg"))[0]
+    events = tmp_path / "e.jsonl"
+    result = run_cli("detect", str(clip), "--model", str(random_model), "--threshold", "0", "--events", str(events),
+                     "--plot", str(tmp_path / "heard.png"), "--clips", str(tmp_path / "clips"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "heard.png").stat().st_size > 20000
+    start, end = [json.loads(line) for line in events.read_text().splitlines()]
+    assert start["clip"] is None and end["clip"].startswith(str(tmp_path / "clips"))
+    audio, rate = sf.read(end["clip"])
+    # The whole 5 s file is one event; a clip adds up to 1 s either side, clipped to the file.
+    assert abs(len(audio) / rate - sf.info(str(clip)).duration) < 0.05
+    assert end["end_offset_s"] <= sf.info(str(clip)).duration + 1e-3
