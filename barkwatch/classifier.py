@@ -1,6 +1,7 @@
-"""The linear RL-KL classifier: logistic regression on standardised (log RL, log KL), in numpy.
+"""The linear classifier on what the VAE measures: logistic regression on standardised (log RL, log KL), and
+with a jointly trained head, the latent mean too. In numpy.
 
-It is tiny (three numbers and a standardisation), so it is fitted here with Newton's method instead of a
+It is tiny (a few numbers and a standardisation), so it is fitted here with Newton's method instead of a
 library, and its coefficients are written into the exported model, where ``scorer.Scorer`` applies the same
 formula in torch.
 """
@@ -17,35 +18,29 @@ LOG_FLOOR = 1e-12
 
 @dataclass(frozen=True)
 class LinearClassifier:
-    """``score = sigmoid(weight . ((log [RL, KL] - mean) / std) + bias)``; bark when ``score >= threshold``."""
+    """``score = sigmoid(weight . ((log [RL, KL] - mean) / std) + mu_weight . mu + bias)``; a bark when
+    ``score >= threshold``. ``mu_weight`` (a weight per latent dimension) is empty unless the VAE was trained
+    with a bark head on its latent mean (``--objective joint``)."""
 
-    mean: tuple[float, float]
-    std: tuple[float, float]
-    weight: tuple[float, float]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    weight: tuple[float, ...]
     bias: float
     threshold: float
     kind: str  # "logistic" (positives and negatives) or "one-class" (positives only)
+    mu_weight: tuple[float, ...] = ()
 
     def features(self, rl: np.ndarray, kl: np.ndarray) -> np.ndarray:
         return (log_terms(rl, kl) - np.asarray(self.mean)) / np.asarray(self.std)
 
-    def score(self, rl: np.ndarray, kl: np.ndarray) -> np.ndarray:
+    def score(self, rl: np.ndarray, kl: np.ndarray, mu: np.ndarray | None = None) -> np.ndarray:
         z = self.features(rl, kl) @ np.asarray(self.weight) + self.bias
+        if self.mu_weight:
+            z = z + np.asarray(mu, dtype=np.float64) @ np.asarray(self.mu_weight)
         return 1.0 / (1.0 + np.exp(-z))
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LinearClassifier:
-        return cls(
-            mean=tuple(d["mean"]),
-            std=tuple(d["std"]),
-            weight=tuple(d["weight"]),
-            bias=float(d["bias"]),
-            threshold=float(d["threshold"]),
-            kind=str(d["kind"]),
-        )
 
 
 def log_terms(rl: np.ndarray, kl: np.ndarray) -> np.ndarray:
@@ -58,9 +53,10 @@ def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_logistic(
-    rl: np.ndarray, kl: np.ndarray, labels: np.ndarray, l2: float = 1e-2, iterations: int = 50
+    x: np.ndarray, labels: np.ndarray, l2: float = 1e-2, iterations: int = 50
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Class-balanced, lightly L2-regularised logistic regression. Returns mean, std, weight, bias.
+    """Class-balanced, lightly L2-regularised logistic regression on standardised columns of ``x``.
+    Returns the columns' mean and std, the weights and the bias.
 
     Each class carries half the total weight, so a rare class is not ignored (the notebook's classifier,
     without this, answered "not a bark" to nearly everything).
@@ -68,23 +64,22 @@ def fit_logistic(
     labels = np.asarray(labels).astype(bool)
     if labels.all() or not labels.any():
         raise ValueError("logistic regression needs both positives and negatives")
-    logs = log_terms(rl, kl)
-    mean, std = _standardisation(logs)
-    x = (logs - mean) / std
-    design = np.hstack([x, np.ones((len(x), 1))])
+    mean, std = _standardisation(x)
+    design = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
+    d = design.shape[1]
     y = labels.astype(np.float64)
     sample_w = np.where(labels, 0.5 / labels.sum(), 0.5 / (~labels).sum())
-    reg = np.diag([l2, l2, 0.0])
-    beta = np.zeros(3)
+    reg = np.diag([l2] * (d - 1) + [0.0])
+    beta = np.zeros(d)
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-(design @ beta)))
         grad = design.T @ (sample_w * (p - y)) + reg @ beta
-        hess = design.T @ (design * (sample_w * p * (1 - p))[:, None]) + reg + 1e-9 * np.eye(3)
+        hess = design.T @ (design * (sample_w * p * (1 - p))[:, None]) + reg + 1e-9 * np.eye(d)
         step = np.linalg.solve(hess, grad)
         beta -= step
         if np.abs(step).max() < 1e-10:
             break
-    return mean, std, beta[:2], float(beta[2])
+    return mean, std, beta[:-1], float(beta[-1])
 
 
 def fit_one_class(rl: np.ndarray, kl: np.ndarray, keep: float = 0.95) -> LinearClassifier:

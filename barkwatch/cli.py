@@ -78,6 +78,9 @@ def train(
     epochs: int = typer.Option(50, "--epochs", help="Most epochs per RL weight (early stopping may end sooner)."),
     rl_weight: List[str] = typer.Option(["1e8"], "--rl-weight",
                                         help="RL weight; repeat or comma-separate several to sweep."),
+    objective: str = typer.Option("one-class", "--objective", help="one-class: the VAE learns the barks alone "
+                                  "(the notebook); joint: it learns all sounds with a bark head on its latent mean."),
+    head_weight: float = typer.Option(1.0, "--head-weight", help="Joint objective: weight of the bark head."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     batch_size: int = typer.Option(16, "--batch-size", help="Windows per training step."),
     windows_per_clip: int = typer.Option(4, "--windows-per-clip",
@@ -103,6 +106,7 @@ def train(
         excluded = frozenset(x.strip() for x in lines if x.strip() and not x.startswith("#"))
     config = TrainConfig(positives=positives, out=out, negatives=negatives, report=report, preset=preset,
                          window_s=window, epochs=epochs, rl_weights=_parse_weights(rl_weight), lr=lr,
+                         objective=objective, head_weight=head_weight,
                          batch_size=batch_size,
                          max_windows_per_clip=windows_per_clip, device=device, seed=seed,
                          exclude_sources=excluded, progress=not quiet)

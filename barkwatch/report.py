@@ -136,7 +136,7 @@ def write_report(directory: Path, *, metadata: dict, sweep: list[dict], history:
 def _draw_boundary(ax, clf: LinearClassifier) -> None:
     """The line where the classifier's score equals its threshold, in (KL, RL) coordinates."""
     w_rl, w_kl = clf.weight
-    if abs(w_rl) < 1e-12:
+    if abs(w_rl) < 1e-12 or clf.mu_weight:  # with a head on mu there is no boundary in (KL, RL) alone
         return
     logit = math.log(clf.threshold / (1 - clf.threshold)) if 0 < clf.threshold < 1 else 0.0
     lo, hi = ax.get_xlim()

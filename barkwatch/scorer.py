@@ -1,7 +1,8 @@
 """The exported module: raw audio windows in, the VAE's loss terms and a bark probability out.
 
 ``Scorer`` is everything between samples and a score: log-mel features, min-max scaling, the VAE (decoding
-the latent mean), the two loss terms RL and KL, and the linear classifier on (log RL, log KL). It is what
+the latent mean), the two loss terms RL and KL, and the linear classifier on (log RL, log KL) and, for models
+trained with a bark head, the latent mean. It is what
 ``modelfile.save`` writes as TorchScript, so nothing outside it needs to know how features are computed.
 """
 
@@ -28,6 +29,8 @@ class Scorer(nn.Module):
         self.register_buffer("clf_std", torch.tensor(classifier.std, dtype=torch.float32))
         self.register_buffer("clf_weight", torch.tensor(classifier.weight, dtype=torch.float32))
         self.register_buffer("clf_bias", torch.tensor(classifier.bias, dtype=torch.float32))
+        self.use_mu = len(classifier.mu_weight) > 0
+        self.register_buffer("clf_mu_weight", torch.tensor(classifier.mu_weight or (0.0,), dtype=torch.float32))
 
     @torch.jit.export
     def spectrogram(self, wave: torch.Tensor) -> torch.Tensor:
@@ -52,14 +55,16 @@ class Scorer(nn.Module):
         return self.vae.decode(z)
 
     @torch.jit.export
-    def classify(self, rl: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
-        """The linear classifier's probability for given loss terms."""
+    def classify(self, rl: torch.Tensor, kl: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        """The linear classifier's probability for given loss terms (and latent means)."""
         logs = torch.log(torch.clamp(torch.stack([rl, kl], dim=1), min=self.log_floor))
-        z = (logs - self.clf_mean) / self.clf_std
-        return torch.sigmoid(torch.matmul(z, self.clf_weight) + self.clf_bias)
+        z = torch.matmul((logs - self.clf_mean) / self.clf_std, self.clf_weight) + self.clf_bias
+        if self.use_mu:
+            z = z + torch.matmul(mu, self.clf_mu_weight)
+        return torch.sigmoid(z)
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = self.spectrogram(wave)
         mu, logvar = self.vae.encode(x)
         rl, kl = loss_terms(x, self.vae.decode(mu), mu, logvar)
-        return rl, kl, self.classify(rl, kl)
+        return rl, kl, self.classify(rl, kl, mu)

@@ -1,11 +1,16 @@
 """Training: windows from clips, a split grouped by recording, the VAE, early stopping, the RL-weight sweep,
-the RL-KL classifier, and the exported model.
+the linear classifier, and the exported model.
 
-The method is the notebook's: a VAE learns the positives (barks) alone; every window is then described by
-its reconstruction loss RL and KL term, and a linear classifier on (log RL, log KL) separates barks from
-everything else. What changed is how it is measured and made reproducible: splits never cut a recording in
-two, the seed is fixed, windows come from where the sound is, and the classifier is class-balanced and
-fitted on data the VAE never saw.
+``--objective one-class`` is the notebook's method: a VAE learns the positives (barks) alone; every window is
+then described by its reconstruction loss RL and KL term, and a linear classifier on (log RL, log KL)
+separates barks from everything else. What changed is how it is measured and made reproducible: splits never
+cut a recording in two, the seed is fixed, windows come from where the sound is, and the classifier is
+class-balanced and fitted on data the VAE never saw.
+
+``--objective joint`` keeps the frame (a VAE, and a linear classifier on what it measures) but trains the VAE
+on all sounds with a linear bark head on its latent mean, each window mixed into a random other sound at
+-5..+15 dB: the head learns what makes a bark a bark wherever it is heard. The classifier is then fitted on
+(log RL, log KL, the head's output), which is still linear in (log RL, log KL, mu).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -25,7 +30,7 @@ import torch
 
 from . import __version__, compute, modelfile
 from .audio import AudioError, find_audio_files, load_audio
-from .classifier import LinearClassifier, fit_logistic, fit_one_class
+from .classifier import LinearClassifier, fit_logistic, fit_one_class, log_terms
 from .features import FeatureParams, LogMel, minmax_normalise, window_samples
 from .metrics import best_threshold, roc_auc, summarise
 from .model import PRESETS, VAE, count_parameters, loss_terms
@@ -35,6 +40,7 @@ log = logging.getLogger("barkwatch")
 
 SPLITS = ("train", "val", "test")
 WINDOW_CHOICES = (1, 2, 3)
+OBJECTIVES = ("one-class", "joint")
 
 
 class TrainingError(Exception):
@@ -51,6 +57,10 @@ class TrainConfig:
     window_s: int = 3
     epochs: int = 50
     rl_weights: tuple[float, ...] = (1e8,)
+    objective: str = "one-class"  # or "joint"
+    head_weight: float = 1.0  # joint: weight of the bark head's cross-entropy against the VAE loss
+    mix_p: float = 0.75  # joint: chance that a training window is mixed into another sound
+    mix_snr_db: tuple[float, float] = (-5.0, 15.0)
     lr: float = 1e-3  # the notebook's 1e-2 makes the network diverge in eval mode after a few hundred steps
     weight_decay: float = 5e-4
     batch_size: int = 16  # the notebook used 64; small sets (one dog) then get too few steps per epoch
@@ -66,6 +76,10 @@ class TrainConfig:
     def validate(self) -> None:
         if self.preset not in PRESETS:
             raise TrainingError(f"--preset {self.preset}: unknown preset; choose one of {', '.join(PRESETS)}")
+        if self.objective not in OBJECTIVES:
+            raise TrainingError(f"--objective {self.objective}: choose {' or '.join(OBJECTIVES)}")
+        if self.objective == "joint" and self.negatives is None:
+            raise TrainingError("--objective joint needs --negatives: the head learns barks against other sounds")
         if self.window_s not in WINDOW_CHOICES:
             raise TrainingError(f"--window {self.window_s}: the window must be 1, 2 or 3 seconds")
         if self.epochs < 1:
@@ -89,12 +103,12 @@ class TrainConfig:
 
 @dataclass
 class Clip:
-    """One audio file and the windows cut from it (normalised spectrograms ``[k, 1, n_mels, frames]``)."""
+    """One audio file and the windows cut from it (``[k, window samples]`` float32 audio)."""
 
     path: Path
     label: int  # 1 bark, 0 other
     group: str  # the recording it came from; never split across train/val/test
-    specs: torch.Tensor | None = None
+    waves: np.ndarray | None = None
 
 
 # -- data ------------------------------------------------------------------------------------------------
@@ -186,9 +200,9 @@ def _progress(iterable, progress: bool, **kwargs):
     return tqdm(iterable, disable=None if progress else True, dynamic_ncols=True, **kwargs)
 
 
-def read_clips(config: TrainConfig, logmel: LogMel, device: torch.device) -> tuple[list[Clip], list[str]]:
-    """Read every file, cut active windows and turn them into normalised spectrograms. Returns the clips and
-    the files that were skipped, each as "path: reason"."""
+def read_clips(config: TrainConfig) -> tuple[list[Clip], list[str]]:
+    """Read every file and cut its active windows. Returns the clips and the files that were skipped, each as
+    "path: reason"."""
     sources = [(Path(config.positives), 1)]
     if config.negatives is not None:
         sources.append((Path(config.negatives), 0))
@@ -213,9 +227,7 @@ def read_clips(config: TrainConfig, logmel: LogMel, device: torch.device) -> tup
             skipped.append(str(e))
             continue
         windows = active_windows(wave, n, config.max_windows_per_clip, config.active_db)
-        with torch.no_grad():
-            specs = minmax_normalise(logmel(torch.from_numpy(windows).to(device))).unsqueeze(1).cpu()
-        clips.append(Clip(path=path, label=label, group=group, specs=specs))
+        clips.append(Clip(path=path, label=label, group=group, waves=windows))
     return clips, skipped
 
 
@@ -261,74 +273,156 @@ class PrecheltStopping:
 
 @dataclass
 class VAERun:
-    """One trained VAE (weights from its best validation epoch) and its loss history."""
+    """One trained VAE (weights from its best validation epoch), its bark head (joint objective) and history."""
 
     rl_weight: float
     vae: VAE
+    head: torch.nn.Linear | None
     history: dict[str, list[float]]
     epochs: int
     best_epoch: int
     stop_reason: str
 
 
-def _stack(clips: list[Clip]) -> torch.Tensor:
-    return torch.cat([c.specs for c in clips]) if clips else torch.empty(0)
+@dataclass
+class Windows:
+    """Every window of a set of clips as one array, with its label and the clip it came from."""
+
+    waves: torch.Tensor  # [n, samples] on the CPU
+    labels: torch.Tensor  # [n] float, 1 for barks
+    clip_index: np.ndarray  # [n]
+
+    @classmethod
+    def of(cls, clips: list[Clip]) -> Windows:
+        if not clips:
+            return cls(torch.empty(0, 0), torch.empty(0), np.empty(0, dtype=int))
+        waves = torch.from_numpy(np.concatenate([c.waves for c in clips]))
+        labels = torch.cat([torch.full((len(c.waves),), float(c.label)) for c in clips])
+        index = np.concatenate([np.full(len(c.waves), i) for i, c in enumerate(clips)])
+        return cls(waves, labels, index)
+
+    def select(self, mask: torch.Tensor) -> Windows:
+        return Windows(self.waves[mask], self.labels[mask], self.clip_index[mask.numpy()])
 
 
-def evaluate_terms(vae: VAE, specs: torch.Tensor, device: torch.device, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """RL and KL of every window in ``specs``, decoding the latent mean (eval mode)."""
-    vae.eval()
-    rls, kls = [], []
+def spectrograms(logmel: LogMel, waves: torch.Tensor) -> torch.Tensor:
+    """The VAE's input, ``[B, 1, n_mels, frames]`` in [0, 1], computed on ``waves``' device."""
     with torch.no_grad():
-        for chunk in specs.split(batch):
-            x = chunk.to(device)
+        return minmax_normalise(logmel(waves)).unsqueeze(1)
+
+
+def mix_into_others(waves: torch.Tensor, others: torch.Tensor, p: float, snr_db: tuple[float, float],
+                    generator: torch.Generator) -> torch.Tensor:
+    """With chance ``p``, add a random window of ``others`` under each window, scaled so the window stands
+    ``snr_db`` (uniform in the range) above it. The label stays the window's own: a bark heard over a TV is a
+    bark, and mixing negatives too means a clean background is never a shortcut to "bark"."""
+    n = len(waves)
+    if n == 0 or len(others) == 0:
+        return waves
+    chosen = others[torch.randint(len(others), (n,), generator=generator)]
+    snr = torch.empty(n).uniform_(*snr_db, generator=generator)
+    rms = waves.square().mean(dim=1).sqrt()
+    other_rms = chosen.square().mean(dim=1).sqrt().clamp(min=1e-8)
+    gain = rms / (other_rms * 10.0 ** (snr / 20.0))
+    mixed = waves + gain[:, None] * chosen
+    return torch.where((torch.rand(n, generator=generator) < p)[:, None], mixed, waves)
+
+
+@dataclass
+class Terms:
+    """What the VAE measures on every window of a set: RL, KL, latent mean, and the head's logit if any."""
+
+    rl: np.ndarray
+    kl: np.ndarray
+    mu: np.ndarray
+    logit: np.ndarray | None
+    labels: np.ndarray
+    clip_index: np.ndarray
+
+    def clip_scores(self, window_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A clip scores its highest-scoring window: what a detector sliding over it would see."""
+        n = int(self.clip_index.max()) + 1 if len(self.clip_index) else 0
+        scores = np.full(n, -np.inf)
+        labels = np.zeros(n, dtype=int)
+        np.maximum.at(scores, self.clip_index, window_scores)
+        labels[self.clip_index] = self.labels
+        return labels, scores
+
+
+def measure(vae: VAE, head: torch.nn.Linear | None, logmel: LogMel, windows: Windows, device: torch.device,
+            batch: int = 64) -> Terms:
+    """RL, KL and mu of every window, decoding the latent mean (eval mode)."""
+    vae.eval()
+    parts: list[list[torch.Tensor]] = [[], [], [], []]
+    with torch.no_grad():
+        for chunk in windows.waves.split(batch):
+            x = spectrograms(logmel, chunk.to(device))
             x_hat, mu, logvar = vae(x)
             rl, kl = loss_terms(x, x_hat, mu, logvar)
-            rls.append(rl.cpu())
-            kls.append(kl.cpu())
-    if not rls:
-        return np.empty(0), np.empty(0)
-    return torch.cat(rls).double().numpy(), torch.cat(kls).double().numpy()
+            logit = head(mu).squeeze(1) if head is not None else torch.zeros_like(rl)
+            for store, value in zip(parts, (rl, kl, mu, logit)):
+                store.append(value.double().cpu())
+    rl, kl, mu, logit = (torch.cat(p).numpy() if p else np.empty(0) for p in parts)
+    return Terms(rl, kl, mu, logit if head is not None else None, windows.labels.numpy().astype(int),
+                 windows.clip_index)
 
 
-def train_vae(config: TrainConfig, train_x: torch.Tensor, val_x: torch.Tensor, rl_weight: float,
-              device: torch.device) -> VAERun:
-    """Train one VAE on ``train_x`` with loss ``rl_weight * RL + KL`` per window, early-stopped on ``val_x``."""
+def _batch_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None, x: torch.Tensor, y: torch.Tensor,
+                rl_weight: float, pos_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    x_hat, mu, logvar = vae(x)
+    rl, kl = loss_terms(x, x_hat, mu, logvar)
+    if head is None:  # the notebook's loss
+        return (rl_weight * rl + kl).mean(), rl, kl
+    # Joint: the VAE loss divided by the RL weight (the same optimum), so that RL is on the scale of the
+    # head's cross-entropy and head_weight sets the balance.
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(head(mu).squeeze(1), y, pos_weight=pos_weight)
+    return (rl + kl / rl_weight).mean() + config.head_weight * bce, rl, kl
+
+
+def train_vae(config: TrainConfig, logmel: LogMel, train: Windows, val: Windows, others: torch.Tensor,
+              rl_weight: float, device: torch.device) -> VAERun:
+    """Train one VAE (and, for the joint objective, its head) with early stopping on ``val``."""
     torch.manual_seed(config.seed)
-    n_frames = train_x.shape[-1]
-    vae = VAE(PRESETS[config.preset], train_x.shape[-2], n_frames)
-    vae.match_output_scale(float(train_x.mean()), float(train_x.std()))
+    joint = config.objective == "joint"
+    sample = spectrograms(logmel, train.waves[: 4 * config.batch_size].to(device))
+    vae = VAE(PRESETS[config.preset], sample.shape[-2], sample.shape[-1])
+    vae.match_output_scale(float(sample.mean()), float(sample.std()))
     vae = vae.to(device)
-    optimiser = torch.optim.Adam(vae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    head = torch.nn.Linear(vae.latent, 1).to(device) if joint else None
+    params = list(vae.parameters()) + (list(head.parameters()) if head is not None else [])
+    optimiser = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    positives = float(train.labels.sum())
+    pos_weight = torch.tensor((len(train.labels) - positives) / max(positives, 1.0), device=device)
     stopper = PrecheltStopping()
-    shuffle = torch.Generator().manual_seed(config.seed)
+    rng = torch.Generator().manual_seed(config.seed)
     history: dict[str, list[float]] = {k: [] for k in ("train_loss", "val_loss", "train_rl", "train_kl",
                                                        "val_rl", "val_kl")}
-    best_state = copy.deepcopy(vae.state_dict())
+    best = (copy.deepcopy(vae.state_dict()), copy.deepcopy(head.state_dict()) if head is not None else None)
     epochs = _progress(range(config.epochs), config.progress, desc=f"RL weight {rl_weight:.0e}", unit="epoch")
     for _ in epochs:
         vae.train()
         totals = np.zeros(3)
         count = 0
-        for idx in torch.randperm(len(train_x), generator=shuffle).split(config.batch_size):
+        for idx in torch.randperm(len(train.waves), generator=rng).split(config.batch_size):
             if len(idx) < 2:  # BatchNorm cannot train on a single window
                 continue
-            x = train_x[idx].to(device)
-            x_hat, mu, logvar = vae(x)
-            rl, kl = loss_terms(x, x_hat, mu, logvar)
-            loss = (rl_weight * rl + kl).mean()
+            waves = train.waves[idx]
+            if joint:
+                waves = mix_into_others(waves, others, config.mix_p, config.mix_snr_db, rng)
+            x = spectrograms(logmel, waves.to(device))
+            loss, rl, kl = _batch_loss(config, vae, head, x, train.labels[idx].to(device), rl_weight, pos_weight)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             totals += np.array([loss.item(), rl.mean().item(), kl.mean().item()]) * len(idx)
             count += len(idx)
         train_loss, train_rl, train_kl = totals / max(count, 1)
-        val_rl, val_kl = evaluate_terms(vae, val_x, device)
-        val_loss = float(np.mean(rl_weight * val_rl + val_kl)) if len(val_rl) else train_loss
-        for key, value in zip(history, (train_loss, val_loss, train_rl, train_kl,
-                                        float(np.mean(val_rl)) if len(val_rl) else math.nan,
-                                        float(np.mean(val_kl)) if len(val_kl) else math.nan)):
+        val_loss, val_rl, val_kl = _validation_loss(config, vae, head, logmel, val, rl_weight, pos_weight, device)
+        for key, value in zip(history, (train_loss, val_loss if math.isfinite(val_loss) else math.nan, train_rl,
+                                        train_kl, val_rl, val_kl)):
             history[key].append(float(value))
+        if not math.isfinite(val_loss):
+            val_loss = train_loss  # nothing to validate on: stop on training progress alone
         epochs.set_postfix(loss=f"{train_loss:.3g}", val=f"{val_loss:.3g}", RL=f"{train_rl:.3g}",
                            KL=f"{train_kl:.3g}")
         if epochs.disable and config.progress:  # no terminal for a bar (a log file, the journal): one line
@@ -338,57 +432,64 @@ def train_vae(config: TrainConfig, train_x: torch.Tensor, val_x: torch.Tensor, r
             raise TrainingError(f"training diverged at RL weight {rl_weight:g} (loss is {train_loss}); "
                                 "lower --lr or the RL weight")
         if val_loss < stopper.best_val:
-            best_state = copy.deepcopy(vae.state_dict())
+            best = (copy.deepcopy(vae.state_dict()), copy.deepcopy(head.state_dict()) if head is not None else None)
         if stopper.update(train_loss, val_loss):
             break
-    vae.load_state_dict(best_state)
+    vae.load_state_dict(best[0])
     vae.eval()
-    return VAERun(rl_weight, vae, history, len(history["train_loss"]), stopper.best_epoch + 1, stopper.reason)
+    if head is not None:
+        head.load_state_dict(best[1])
+        head.eval()
+    return VAERun(rl_weight, vae, head, history, len(history["train_loss"]), stopper.best_epoch + 1,
+                  stopper.reason)
 
 
-# -- scoring and the classifier --------------------------------------------------------------------------
+def _validation_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None, logmel: LogMel, val: Windows,
+                     rl_weight: float, pos_weight: torch.Tensor, device: torch.device) -> tuple[float, float, float]:
+    """The training loss on clean validation windows (eval mode), with their mean RL and KL; NaN if none."""
+    if len(val.waves) == 0:
+        return math.nan, math.nan, math.nan
+    vae.eval()
+    losses, rls, kls = [], [], []
+    with torch.no_grad():
+        for idx in torch.arange(len(val.waves)).split(64):
+            x = spectrograms(logmel, val.waves[idx].to(device))
+            loss, rl, kl = _batch_loss(config, vae, head, x, val.labels[idx].to(device), rl_weight, pos_weight)
+            losses.append(loss.item() * len(idx))
+            rls.append(rl.sum().item())
+            kls.append(kl.sum().item())
+    n = len(val.waves)
+    return sum(losses) / n, sum(rls) / n, sum(kls) / n
 
 
-@dataclass
-class SplitTerms:
-    """RL and KL of every window of one split, with labels and the clip each window came from."""
-
-    rl: np.ndarray
-    kl: np.ndarray
-    labels: np.ndarray
-    clip_index: np.ndarray
-
-    def clip_scores(self, window_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A clip scores its loudest-scoring window: what a detector sliding over it would see."""
-        n = int(self.clip_index.max()) + 1 if len(self.clip_index) else 0
-        scores = np.full(n, -np.inf)
-        labels = np.zeros(n, dtype=int)
-        np.maximum.at(scores, self.clip_index, window_scores)
-        labels[self.clip_index] = self.labels
-        return labels, scores
+# -- the classifier --------------------------------------------------------------------------------------
 
 
-def split_terms(vae: VAE, clips: list[Clip], device: torch.device) -> SplitTerms:
-    rl, kl = evaluate_terms(vae, _stack(clips), device)
-    labels = np.concatenate([[c.label] * len(c.specs) for c in clips]) if clips else np.empty(0, int)
-    index = np.concatenate([[i] * len(c.specs) for i, c in enumerate(clips)]) if clips else np.empty(0, int)
-    return SplitTerms(rl, kl, labels.astype(int), index.astype(int))
-
-
-def fit_classifier(val: SplitTerms) -> LinearClassifier:
-    """Logistic regression on validation windows, threshold for the best balanced accuracy on validation
-    clips; with no negatives, the one-class fallback."""
+def fit_classifier(val: Terms, head: torch.nn.Linear | None) -> LinearClassifier:
+    """Logistic regression on validation windows (on log RL, log KL, and the head's logit when there is a
+    head), threshold for the best balanced accuracy on validation clips; with no negatives, the one-class
+    fallback."""
     if not (val.labels == 0).any():
         return fit_one_class(val.rl[val.labels == 1], val.kl[val.labels == 1])
-    mean, std, weight, bias = fit_logistic(val.rl, val.kl, val.labels)
-    provisional = LinearClassifier(tuple(mean), tuple(std), tuple(weight), bias, 0.5, "logistic")
-    labels, scores = val.clip_scores(provisional.score(val.rl, val.kl))
-    return LinearClassifier(tuple(mean.tolist()), tuple(std.tolist()), tuple(weight.tolist()), bias,
-                            best_threshold(labels, scores), "logistic")
+    x = log_terms(val.rl, val.kl)
+    if head is not None:
+        x = np.hstack([x, val.logit[:, None]])
+    mean, std, weight, bias = fit_logistic(x, val.labels)
+    mu_weight: tuple[float, ...] = ()
+    if head is not None:
+        # Fold the standardised logit, w (a . mu + c - m) / s, into weights on mu and the bias.
+        scale = weight[2] / std[2]
+        mu_weight = tuple((scale * head.weight.detach().double().cpu().numpy()[0]).tolist())
+        bias += float(scale * (head.bias.item() - mean[2]))
+        mean, std, weight = mean[:2], std[:2], weight[:2]
+    provisional = LinearClassifier(tuple(mean.tolist()), tuple(std.tolist()), tuple(weight.tolist()), bias,
+                                   0.5, "logistic", mu_weight)
+    labels, scores = val.clip_scores(provisional.score(val.rl, val.kl, val.mu))
+    return replace(provisional, threshold=best_threshold(labels, scores))
 
 
-def split_metrics(terms: SplitTerms, clf: LinearClassifier) -> dict:
-    window_scores = clf.score(terms.rl, terms.kl)
+def split_metrics(terms: Terms, clf: LinearClassifier) -> dict:
+    window_scores = clf.score(terms.rl, terms.kl, terms.mu)
     labels, scores = terms.clip_scores(window_scores)
     out = summarise(labels, scores, clf.threshold)
     out["clips"] = len(labels)
@@ -423,7 +524,7 @@ def train(config: TrainConfig) -> TrainResult:
     logmel = LogMel(features).to(device)
     n_samples = window_samples(config.window_s, features.sample_rate)
 
-    clips, skipped = read_clips(config, logmel, device)
+    clips, skipped = read_clips(config)
     positives = [c for c in clips if c.label == 1]
     if not positives:
         raise TrainingError(f"--positives {config.positives}: no readable audio files (wav, flac, ogg, mp3) found")
@@ -447,20 +548,23 @@ def train(config: TrainConfig) -> TrainResult:
     splits = split_groups(clips, config.split, config.seed)
     if config.negatives is not None and not any(c.label == 0 for c in splits["val"]):
         log.warning("no other sounds reached the validation split (too few files): one-class fallback")
-    train_pos = [c for c in splits["train"] if c.label == 1]
-    val_pos = [c for c in splits["val"] if c.label == 1]
-    train_x, val_x = _stack(train_pos), _stack(val_pos)
-    if len(train_x) < 2:
+    windows = {s: Windows.of(splits[s]) for s in SPLITS}
+    others = windows["train"].waves[windows["train"].labels == 0]
+    if config.objective == "one-class":  # the VAE learns the barks alone
+        fit_on = {s: windows[s].select(windows[s].labels == 1) for s in ("train", "val")}
+    else:
+        fit_on = {s: windows[s] for s in ("train", "val")}
+    if len(fit_on["train"].waves) < 2:
         raise TrainingError("too few training windows after the split; give more bark recordings")
 
     # The sweep: one VAE per RL weight; keep the one whose classifier best separates validation clips.
     sweep: list[dict] = []
     best: tuple[float, VAERun, LinearClassifier] | None = None
     for rl_weight in config.rl_weights:
-        run = train_vae(config, train_x, val_x, rl_weight, device)
-        val_terms = split_terms(run.vae, splits["val"], device)
-        clf = fit_classifier(val_terms)
-        labels, scores = val_terms.clip_scores(clf.score(val_terms.rl, val_terms.kl))
+        run = train_vae(config, logmel, fit_on["train"], fit_on["val"], others, rl_weight, device)
+        val_terms = measure(run.vae, run.head, logmel, windows["val"], device)
+        clf = fit_classifier(val_terms, run.head)
+        labels, scores = val_terms.clip_scores(clf.score(val_terms.rl, val_terms.kl, val_terms.mu))
         auc = roc_auc(labels, scores)
         pos = val_terms.labels == 1
         entry = {"rl_weight": rl_weight, "epochs": run.epochs, "best_epoch": run.best_epoch,
@@ -474,7 +578,7 @@ def train(config: TrainConfig) -> TrainResult:
     assert best is not None
     _, run, clf = best
 
-    terms = {s: split_terms(run.vae, splits[s], device) for s in SPLITS}
+    terms = {s: measure(run.vae, run.head, logmel, windows[s], device) for s in SPLITS}
     metrics = {s: split_metrics(terms[s], clf) for s in SPLITS if splits[s]}
     seconds = time.monotonic() - started
 
@@ -499,7 +603,9 @@ def train(config: TrainConfig) -> TrainResult:
                       "skipped": len(skipped)},
             "sources": {s: len({c.group for c in splits[s]}) for s in SPLITS},
             "excluded_sources": len(config.exclude_sources),
-            "windows": {s: int(sum(len(c.specs) for c in splits[s])) for s in SPLITS},
+            "windows": {s: len(windows[s].waves) for s in SPLITS},
+            "objective": config.objective,
+            "head_weight": config.head_weight if config.objective == "joint" else None,
             "rl_weight": run.rl_weight,
             "rl_weights_tried": list(config.rl_weights),
             "epochs": run.epochs,
@@ -521,13 +627,13 @@ def train(config: TrainConfig) -> TrainResult:
     if config.report is not None:
         from .report import write_report
 
-        examples = _examples(scorer, splits, run.vae)
+        examples = _examples(logmel, splits, run.vae)
         write_report(config.report, metadata=metadata, sweep=sweep, history=run.history, terms=terms,
                      classifier=clf, examples=examples, skipped=skipped)
     return TrainResult(config.out, metadata, config.report, skipped)
 
 
-def _examples(scorer: Scorer, splits: dict[str, list[Clip]], vae: VAE) -> dict[str, np.ndarray]:
+def _examples(logmel: LogMel, splits: dict[str, list[Clip]], vae: VAE) -> dict[str, np.ndarray]:
     """Spectrograms for the notebook's three experiments: a held-out bark and a held-out other sound with their
     reconstructions, and four decodings of z ~ N(0, I)."""
     out: dict[str, np.ndarray] = {}
@@ -536,7 +642,7 @@ def _examples(scorer: Scorer, splits: dict[str, list[Clip]], vae: VAE) -> dict[s
         for label, name in ((1, "bark"), (0, "other")):
             pool = [c for s in ("test", "val") for c in splits[s] if c.label == label]
             if pool:
-                x = pool[0].specs[:1]
+                x = spectrograms(logmel, torch.from_numpy(pool[0].waves[:1]))
                 mu, _ = vae.encode(x)
                 out[name] = x[0, 0].numpy()
                 out[name + "_reconstruction"] = vae.decode(mu)[0, 0].numpy()

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from barkwatch.classifier import LinearClassifier, fit_logistic, fit_one_class
+from barkwatch.classifier import LinearClassifier, fit_logistic, fit_one_class, log_terms
 from barkwatch.metrics import balanced_accuracy, best_threshold, roc_auc
 
 
@@ -38,7 +38,7 @@ def test_logistic_regression_finds_the_separating_direction_despite_imbalance():
     kl = np.concatenate([rng.lognormal(3.0, 0.3, 20), rng.lognormal(1.0, 0.3, 400)])
     rl = rng.lognormal(-3.0, 0.5, 420)
     labels = np.r_[np.ones(20), np.zeros(400)].astype(bool)
-    mean, std, weight, bias = fit_logistic(rl, kl, labels)
+    mean, std, weight, bias = fit_logistic(log_terms(rl, kl), labels)
     clf = LinearClassifier(tuple(mean), tuple(std), tuple(weight), bias, 0.5, "logistic")
     scores = clf.score(rl, kl)
     assert weight[1] > 5 * abs(weight[0])  # KL carries the signal
