@@ -219,22 +219,22 @@ def detect(
         log = EventLog(events) if events else None
         score_file = open(scores, "w", newline="") if scores else None
         writer = ScoreWriter(score_file) if score_file else None
-        for path in files:
-            heard: list = []
+        def on_record(record: dict) -> None:
+            if log is not None:
+                log.write(record)
+            if record["event"] == "bark" and not quiet:
+                print(f"{record['start'][:19].replace('T', ' ')}  bark  {record['duration_s']:6.1f} s  "
+                      f"peak {record['peak_score']:.2f}  {Path(record['source']).name} +{record['offset_s']:.1f} s",
+                      file=human, flush=True)
 
-            def on_window(w, path=path) -> None:
+        for path in files:
+            heard: list = []  # the windows, kept only to plot them
+
+            def on_window(w, path=path, heard=heard) -> None:
                 if writer is not None:
                     writer.write(path, w)
                 if plot is not None:
                     heard.append(w)
-
-            def on_record(record: dict) -> None:
-                if log is not None:
-                    log.write(record)
-                if record["event"] == "bark" and not quiet:
-                    print(f"{record['start'][:19].replace('T', ' ')}  bark  {record['duration_s']:6.1f} s  "
-                          f"peak {record['peak_score']:.2f}  {path.name} +{record['offset_s']:.1f} s",
-                          file=human, flush=True)
 
             result = scan_file(path, loaded, engine_settings=engine_settings, tracker_settings=tracker_settings,
                                on_record=on_record, on_window=on_window, start=start, device=str(device),

@@ -65,10 +65,8 @@ def test_prechelt_stops_when_validation_rises_while_training_stalls():
     stop = PrecheltStopping(k=5, alpha=2.0)
     train = [10, 9, 8, 7.9, 7.85, 7.84, 7.83, 7.82, 7.81, 7.805]
     val = [5, 4, 3.0, 3.1, 3.3, 3.6, 4.0, 4.5, 5.0, 5.5]
-    for e, (t, v) in enumerate(zip(train, val)):
-        if stop.update(t, v):
-            break
-    assert e == 9 and stop.best_epoch == 2 and "GL/P_5" in stop.reason
+    stopped_at = next(e for e, (t, v) in enumerate(zip(train, val)) if stop.update(t, v))
+    assert stopped_at == 9 and stop.best_epoch == 2 and "GL/P_5" in stop.reason
 
 
 def test_mixing_puts_the_window_at_the_chosen_snr_over_another_sound():
