@@ -162,6 +162,26 @@ def inspect(
 
 
 @app.command()
+def devices(
+    as_json: bool = typer.Option(False, "--json", help="Print the inputs as a JSON array."),
+) -> None:
+    """List the input devices (microphones) that --device can name."""
+    from dataclasses import asdict
+
+    from .devices import DeviceError, format_table, list_inputs, why_no_inputs
+
+    try:
+        inputs = list_inputs()
+    except DeviceError as e:
+        fail(str(e))
+    if not inputs:
+        # stderr, so that stdout stays an (empty) table or a parseable [].
+        reason = why_no_inputs()
+        typer.echo(f"barkwatch: no input devices found{': ' + reason if reason else ''}", err=True)
+    typer.echo(json.dumps([asdict(d) for d in inputs], indent=2) if as_json else format_table(inputs))
+
+
+@app.command()
 def detect(
     files: List[Path] = typer.Argument(..., help="Recordings to scan: wav, flac, ogg or mp3, any length."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: models/default.pt)."),
