@@ -52,3 +52,22 @@ def random_model(tmp_path_factory) -> Path:
     metadata = {"sample_rate": 22050, "window_s": 1, "window_samples": 22050, "hop_s": 0.25, "threshold": 0.5}
     modelfile.save(Scorer(LogMel(), vae, 22050, clf), metadata, path)
     return path
+
+
+@pytest.fixture
+def vmic():
+    """A virtual microphone named ``vmic`` (``tests/vmic.py``): a private PulseAudio server with a null sink
+    whose monitor PortAudio lists as the ALSA device ``vmic``, at 22,050 Hz mono, the rate of the sample clips,
+    so a clip played with ``vmic.play(path)`` arrives bit-exact (to the sink's 16 bits) and in real time.
+
+    Per test (it starts in about 0.1 s), so a test may stop or restart the server freely. PortAudio lists
+    devices once, at ``import sounddevice``: run the code that captures in a subprocess with ``env=vmic.env()``.
+    Skips when pulseaudio, pactl or paplay is missing; a missing ALSA pulse plugin is an error, not a skip.
+    """
+    from vmic import VirtualMic, missing_programs
+
+    if missing := missing_programs():
+        pytest.skip(f"the virtual microphone needs {', '.join(missing)}: "
+                    "apt-get install pulseaudio pulseaudio-utils libasound2-plugins (or run scripts/setup)")
+    with VirtualMic(rate=22050, channels=1) as mic:
+        yield mic

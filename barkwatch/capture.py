@@ -1,0 +1,365 @@
+"""Live audio in: a microphone (PortAudio through sounddevice) or a file played in real time, into a ring.
+
+Two threads meet here. The producer, PortAudio's callback thread for a microphone or a player thread for a
+file, only copies blocks into a ``RingBuffer``; the consumer (the engine's loop) takes them out with
+``read``. The producer never waits on the consumer: when the consumer falls behind by more than the ring
+holds, the oldest audio is dropped and counted, because a live detector wants what is happening now.
+
+No torch here, and sounddevice is imported only when a microphone is opened, so files play without PortAudio.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+DEFAULT_BLOCKSIZE = 1024  # frames per callback: 23 ms at 44,100 Hz, 64 ms at 16,000 Hz
+DEFAULT_BUFFER_S = 10.0  # how far the consumer may fall behind before audio is dropped
+
+
+class CaptureError(Exception):
+    """A capture device or file that cannot be opened; the message is one line that says what to do."""
+
+
+class RingBuffer:
+    """Preallocated float32 storage of ``capacity_frames`` x ``channels`` for one writer and one reader.
+
+    ``write`` (the producer) copies a block in and never blocks beyond a short lock; when the reader is more
+    than ``capacity_frames`` behind, the oldest frames are dropped (``dropped_frames``, and ``overruns``
+    counts the writes that dropped any). ``read`` (the consumer) returns the frames not yet read, oldest
+    first, waiting for some if there are none. ``close`` ends the stream: ``read`` then returns what is left
+    and after that an empty array at once.
+    """
+
+    def __init__(self, capacity_frames: int, channels: int):
+        if capacity_frames < 1 or channels < 1:
+            raise ValueError(f"ring of {capacity_frames} frames x {channels} channels: both must be at least 1")
+        self.capacity = capacity_frames
+        self.channels = channels
+        self._data = np.zeros((capacity_frames, channels), dtype=np.float32)
+        # Absolute frame counts since creation; frame i lives at row i % capacity.
+        self._written = 0
+        self._read = 0
+        self._dropped = 0
+        self._overruns = 0
+        self._closed = False
+        self._ready = threading.Condition(threading.Lock())
+
+    @property
+    def frames_written(self) -> int:
+        """Frames given to ``write`` so far, dropped ones included."""
+        return self._written
+
+    @property
+    def dropped_frames(self) -> int:
+        """Frames overwritten (or never stored) because the reader was more than the capacity behind."""
+        return self._dropped
+
+    @property
+    def overruns(self) -> int:
+        """Writes that had to drop frames."""
+        return self._overruns
+
+    @property
+    def available(self) -> int:
+        """Frames written and not yet read."""
+        return self._written - self._read
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def write(self, block: np.ndarray) -> None:
+        """Copy ``block`` (``[frames, channels]``, or ``[frames]`` for one channel) in after the newest frames.
+
+        Called from the audio callback: it allocates no sample storage (numpy views only) and holds the lock
+        only for the copy of one block, microseconds; the reader's copy under the same lock is what is unread,
+        a few blocks when it keeps up.
+        """
+        if block.ndim == 1:
+            block = block[:, np.newaxis]
+        if block.shape[1] != self.channels:  # numpy would broadcast one channel into all of them
+            raise ValueError(f"block of {block.shape[1]} channels written to a ring of {self.channels}")
+        n = len(block)
+        if n == 0:
+            return
+        if n > self.capacity:  # only the newest capacity frames can be kept
+            block = block[n - self.capacity:]
+        with self._ready:
+            if self._closed:
+                return
+            start = self._written + (n - len(block))
+            first = start % self.capacity
+            split = min(len(block), self.capacity - first)
+            self._data[first:first + split] = block[:split]
+            self._data[:len(block) - split] = block[split:]
+            self._written += n
+            behind = self._written - self._read - self.capacity
+            if behind > 0:
+                self._read += behind
+                self._dropped += behind
+                self._overruns += 1
+            self._ready.notify_all()
+
+    def read(self, max_frames: int | None = None, timeout: float | None = None) -> np.ndarray:
+        """The unread frames, oldest first, at most ``max_frames``, as a new ``[frames, channels]`` array.
+
+        With none unread, waits up to ``timeout`` seconds (``None``: until some arrive or the ring is closed)
+        and returns an empty ``[0, channels]`` array if none came.
+        """
+        with self._ready:
+            if self._written == self._read and not self._closed:
+                self._ready.wait_for(lambda: self._written > self._read or self._closed, timeout)
+            n = self._written - self._read
+            if max_frames is not None:
+                n = min(n, max(max_frames, 0))
+            first = self._read % self.capacity
+            split = min(n, self.capacity - first)
+            out = np.empty((n, self.channels), dtype=np.float32)
+            out[:split] = self._data[first:first + split]
+            out[split:] = self._data[:n - split]
+            self._read += n
+            return out
+
+    def close(self) -> None:
+        """No more frames will come: wake a waiting reader; later writes are ignored."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+
+
+class AudioSource(Protocol):
+    """What the listening loop reads from: a microphone or a file played in real time.
+
+    ``read`` returns ``[frames, channels]`` float32 blocks in [-1, 1] at ``samplerate``, an empty array when
+    ``timeout`` passes with nothing new, and, once ``ended``, what is left and then empty arrays at once.
+    ``overruns`` counts the times audio was lost because a thread fell behind.
+    """
+
+    @property
+    def samplerate(self) -> int: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    @property
+    def overruns(self) -> int: ...
+
+    @property
+    def ended(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def read(self, timeout: float | None = None) -> np.ndarray: ...
+
+
+class MicrophoneSource:
+    """A PortAudio input stream whose callback copies each block into a ring, and nothing else.
+
+    Opened on construction (like ``sounddevice.InputStream``), at the device's default rate unless
+    ``samplerate`` is given, with the device's input channels (at most 2: ALSA's ``default`` and ``pulse``
+    devices report 32) unless ``channels`` is given; ``start`` starts it. ``device`` is anything
+    sounddevice accepts: a PortAudio index or a name (``devices.resolve`` finds one from ``--device``).
+
+    When the stream ends without ``stop`` (the device was unplugged, the sound server died), ``failed`` is
+    set and the ring is closed, so a waiting ``read`` returns at once. A stream that failed stays failed:
+    open a new ``MicrophoneSource`` to try again. PortAudio knows only the devices it listed when
+    sounddevice was imported, so a device that comes back under a new index needs a new process.
+    """
+
+    def __init__(self, device: int | str | None, samplerate: float | None = None, channels: int | None = None,
+                 blocksize: int = DEFAULT_BLOCKSIZE, buffer_s: float = DEFAULT_BUFFER_S):
+        import sounddevice as sd
+
+        self.device = device
+        self._stopping = threading.Event()
+        self._failed = threading.Event()
+        self._input_overflows = 0
+        try:
+            info = sd.query_devices(device, "input")
+            rate = float(samplerate or info["default_samplerate"])
+            channels = channels or min(int(info["max_input_channels"]), 2)
+            self._ring = RingBuffer(max(int(rate * buffer_s), blocksize), channels)
+            self._stream = sd.InputStream(device=device, samplerate=rate, channels=channels, dtype="float32",
+                                          blocksize=blocksize, callback=self._callback,
+                                          finished_callback=self._finished)
+        except (sd.PortAudioError, ValueError) as e:  # ValueError: no such device, or not an input
+            raise CaptureError(f"cannot open input device {device!r} ({_one_line(e)}): check that it is connected, "
+                               "that 'barkwatch devices' lists it, and that it takes the rate and channels asked for"
+                               ) from e
+
+    @property
+    def samplerate(self) -> int:
+        return int(self._stream.samplerate)
+
+    @property
+    def channels(self) -> int:
+        return self._ring.channels
+
+    @property
+    def input_overflows(self) -> int:
+        """Callbacks in which PortAudio reported lost input (the callback itself ran late)."""
+        return self._input_overflows
+
+    @property
+    def overruns(self) -> int:
+        """Input overflows reported by PortAudio plus writes into the ring that dropped audio."""
+        return self._input_overflows + self._ring.overruns
+
+    @property
+    def dropped_frames(self) -> int:
+        """Frames the ring dropped because the reader fell behind (PortAudio does not say how many it lost)."""
+        return self._ring.dropped_frames
+
+    @property
+    def latency_s(self) -> float:
+        """PortAudio's input latency estimate for the open stream, in seconds."""
+        return float(self._stream.latency)
+
+    @property
+    def failed(self) -> bool:
+        """The stream ended without ``stop``: the device or the sound server went away."""
+        return self._failed.is_set()
+
+    @property
+    def ended(self) -> bool:
+        return self._ring.closed
+
+    def start(self) -> None:
+        import sounddevice as sd
+
+        try:
+            self._stream.start()
+        except sd.PortAudioError as e:
+            raise CaptureError(f"cannot start input device {self.device!r} ({_one_line(e)}): check that it is "
+                               "connected and that 'barkwatch devices' lists it") from e
+
+    def stop(self) -> None:
+        """Stop and close the stream; what was captured stays readable. Safe after a failure and twice."""
+        self._stopping.set()
+        # abort, not stop: stop would wait for queued buffers that a live detector does not need. Both ignore
+        # PortAudio's errors (a stream that died with its device, or one already closed).
+        self._stream.abort()
+        self._stream.close()
+        self._ring.close()
+
+    def read(self, timeout: float | None = None) -> np.ndarray:
+        return self._ring.read(timeout=timeout)
+
+    def wait_failed(self, timeout: float | None = None) -> bool:
+        """Block until the stream fails (True) or ``timeout`` passes (False)."""
+        return self._failed.wait(timeout)
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:
+        # PortAudio's thread: copy and count, nothing that can block or allocate (no prints, no logging).
+        if status.input_overflow:
+            self._input_overflows += 1
+        self._ring.write(indata)
+
+    def _finished(self) -> None:
+        if not self._stopping.is_set():
+            self._failed.set()
+        self._ring.close()
+
+
+class FilePlayer:
+    """A recording played in real time (``--device file:PATH``): it behaves like a microphone.
+
+    A thread reads ``path`` in blocks of ``blocksize`` frames and writes each into the ring when its last
+    frame is due by the monotonic clock since ``start``, as a microphone delivers a block once it has been
+    recorded. ``finished`` is set when the file has played out (``error`` holds a read failure), and the ring
+    is closed then, so ``read`` drains it and returns empty arrays.
+    """
+
+    def __init__(self, path: Path | str, blocksize: int = DEFAULT_BLOCKSIZE, buffer_s: float = DEFAULT_BUFFER_S):
+        import soundfile as sf
+
+        self.path = Path(path)
+        self.blocksize = blocksize
+        try:
+            self._file = sf.SoundFile(str(self.path))
+        except (sf.LibsndfileError, RuntimeError, OSError) as e:
+            raise CaptureError(f"{self.path}: cannot read audio ({_one_line(e)})") from e
+        self._ring = RingBuffer(max(int(self._file.samplerate * buffer_s), blocksize), self._file.channels)
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._play, name=f"play {self.path.name}", daemon=True)
+
+    @property
+    def samplerate(self) -> int:
+        return int(self._file.samplerate)
+
+    @property
+    def channels(self) -> int:
+        return int(self._file.channels)
+
+    @property
+    def overruns(self) -> int:
+        return self._ring.overruns
+
+    @property
+    def dropped_frames(self) -> int:
+        return self._ring.dropped_frames
+
+    @property
+    def finished(self) -> bool:
+        """The whole file has been delivered (or reading it failed: see ``error``)."""
+        return self._finished.is_set()
+
+    @property
+    def ended(self) -> bool:
+        return self._ring.closed
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop playing (within a block's sleep: the wait is interruptible); what was played stays readable."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._ring.close()
+        self._file.close()
+
+    def read(self, timeout: float | None = None) -> np.ndarray:
+        return self._ring.read(timeout=timeout)
+
+    def wait_finished(self, timeout: float | None = None) -> bool:
+        return self._finished.wait(timeout)
+
+    def _play(self) -> None:
+        import soundfile as sf
+
+        rate = self._file.samplerate
+        began = time.monotonic()
+        played = 0
+        played_out = False
+        try:
+            while not self._stop.is_set():
+                block = self._file.read(self.blocksize, dtype="float32", always_2d=True)
+                if len(block) == 0:
+                    played_out = True
+                    break
+                played += len(block)
+                # Due times come from the frame count, not from adding up sleeps, so the pace never drifts.
+                if self._stop.wait(max(0.0, began + played / rate - time.monotonic())):
+                    break
+                self._ring.write(block)
+        except (sf.LibsndfileError, RuntimeError, OSError) as e:
+            self.error = f"{self.path}: cannot read audio after {played / rate:.1f} s ({_one_line(e)})"
+            played_out = True
+        finally:
+            self._ring.close()  # first, so whoever sees ``finished`` finds the ring closed
+            if played_out:
+                self._finished.set()
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
