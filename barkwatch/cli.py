@@ -205,6 +205,8 @@ def detect(
     release: float = typer.Option(1.0, "--release", help="Seconds below threshold that close an event."),
     merge: float = typer.Option(2.0, "--merge", help="Gaps shorter than this (seconds) join episodes."),
     compute: str = typer.Option("auto", "--compute", help="Where the network runs: auto, cpu, cuda or mps."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the network "
+                                          "(default: torch's choice, one per core)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar and no summary."),
 ) -> None:
     """Scan recordings for barks and report each event (exit code 1 if a file could not be read)."""
@@ -220,6 +222,10 @@ def detect(
         device = compute_.resolve(compute)
     except ValueError as e:
         fail(f"--compute {e}")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)  # on a loaded machine one thread is often faster than several
     try:
         loaded = load(model or DEFAULT_MODEL, device=str(device))
     except ModelFileError as e:

@@ -45,7 +45,7 @@ def test_a_file_shorter_than_one_window_is_scored_once(random_model, tmp_path):
     audio = sf.read(str(sorted(DOGS.glob("*.ogg"))[0]), dtype="float32")[0][:8000]
     sf.write(str(short), audio, 22050)
     result = run_cli("detect", str(short), "--model", str(random_model), "--scores", str(tmp_path / "s.csv"),
-                     "--gate", "-200")
+                     "--gate", "-200", "--threads", "1")
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))
     assert len(rows) == 1 and rows[0]["start_s"] == "0.000" and rows[0]["end_s"] == "1.000"
