@@ -245,6 +245,8 @@ def detect(
         log = EventLog(events) if events else None
         score_file = open(scores, "w", newline="") if scores else None
         writer = ScoreWriter(score_file) if score_file else None
+        scanned = []
+
         def on_record(record: dict) -> None:
             if log is not None:
                 log.write(record)
@@ -265,6 +267,7 @@ def detect(
             result = scan_file(path, loaded, engine_settings=engine_settings, tracker_settings=tracker_settings,
                                on_record=on_record, on_window=on_window, start=start, device=str(device),
                                clips_dir=clips, progress=not quiet)
+            scanned.append(result)
             if result.error:
                 failures += 1
                 typer.echo(f"barkwatch: error: {result.error}", err=True)
@@ -277,6 +280,11 @@ def detect(
                 print(f"{path}: {len(result.events)} event(s), {result.bark_seconds:.1f} s of barking, longest "
                       f"{result.longest_s:.1f} s, in {result.duration_s:.1f} s of audio "
                       f"({result.gated} of {result.windows} windows below the gate)", file=human, flush=True)
+        if len(files) > 1 and not quiet:
+            every = [e for r in scanned for e in r.events]
+            print(f"all {len(files)} files: {len(every)} event(s), {sum(e.duration_s for e in every):.1f} s of "
+                  f"barking, longest {max((e.duration_s for e in every), default=0.0):.1f} s"
+                  + (f", {failures} file(s) could not be read" if failures else ""), file=human, flush=True)
     except (EventLogError, OSError) as e:
         fail(str(e) if isinstance(e, EventLogError) else f"{e.filename}: cannot write ({e.strerror})", code=1)
     finally:

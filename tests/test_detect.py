@@ -61,6 +61,17 @@ def test_missing_and_corrupt_files_are_named_and_the_others_still_scanned(random
     errors = [line for line in result.stderr.splitlines() if line.startswith("barkwatch: error:")]
     assert len(errors) == 2 and "gone.wav: no such file" in errors[0] and "corrupt.flac" in errors[1]
     assert f"{good}: " in result.stdout  # the good file's summary
+    assert "all 3 files: " in result.stdout and "2 file(s) could not be read" in result.stdout
+
+
+def test_reads_mp3(random_model, tmp_path):
+    audio, rate = sf.read(str(sorted(DOGS.glob("*.ogg"))[0]), dtype="float32")
+    sf.write(str(tmp_path / "bark.mp3"), audio, rate, format="MP3")
+    result = run_cli("detect", str(tmp_path / "bark.mp3"), "--model", str(random_model), "--threshold", "0",
+                     "--events", "-", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    end = json.loads(result.stdout.splitlines()[-1])
+    assert end["event"] == "bark" and abs(end["end_offset_s"] - len(audio) / rate) < 0.1
 
 
 def test_missing_model_is_one_line_and_exit_2(tmp_path):
