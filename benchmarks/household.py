@@ -583,6 +583,8 @@ class LoudnessModel:
     window_samples = SAMPLE_RATE  # 1 s windows
     hop_s = 0.25
     threshold = None
+    path = Path("loudness")  # what detect's records name the model by
+    sha256 = ""
     description = "loudness: score = (level_dbfs + 100) / 100 clipped to [0, 1]; 1 s windows every 0.25 s"
 
     @staticmethod
@@ -604,22 +606,17 @@ def _bar(progress: bool, total: float, desc: str, unit: str = "s"):
 
 
 def score_mix(path: Path, model, hop_s: float, device: str = "cpu", progress: bool = False) -> list[WindowScore]:
-    """Every window of the recording, scored as ``barkwatch detect`` scores it: 1 s blocks, gate -60 dBFS."""
-    import soundfile as sf
+    """Every window of the recording, scored by ``barkwatch detect``'s own file scan: 1 s blocks, gate -60 dBFS."""
+    from barkwatch.detect import scan_file
+    from barkwatch.engine import EngineSettings
+    from barkwatch.events import TrackerSettings
 
-    from barkwatch.engine import Engine, EngineSettings
-
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise BenchError(f"{path}: cannot read the mix ({e}); build it with `python benchmarks/household.py build`")
-    engine = Engine(model, info.samplerate, EngineSettings(hop_s=hop_s, gate_dbfs=GATE_DBFS), device=device)
     windows: list[WindowScore] = []
-    with _bar(progress, round(info.frames / info.samplerate), "scoring") as bar:
-        for block in sf.blocks(str(path), blocksize=info.samplerate, dtype="float32", always_2d=True):
-            windows += engine.feed(block)
-            bar.update(len(block) / info.samplerate)
-        windows += engine.finish()
+    result = scan_file(path, model, engine_settings=EngineSettings(hop_s=hop_s, gate_dbfs=GATE_DBFS),
+                       tracker_settings=TrackerSettings(threshold=1.0), on_record=lambda record: None,
+                       on_window=windows.append, device=device, progress=progress)
+    if result.error:
+        raise BenchError(f"{result.error}; build the mix with `python benchmarks/household.py build`")
     return windows
 
 
