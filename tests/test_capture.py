@@ -171,13 +171,13 @@ opts = json.loads(sys.argv[1])
 source = MicrophoneSource(opts["device"], samplerate=opts.get("samplerate"), buffer_s=opts.get("buffer_s", 10.0))
 source.start()
 began = time.monotonic()
+# Announce only once audio flows, so whatever the test plays next is captured from its first sample.
+blocks = [source.read(timeout=2.0)]
+first_block_s = time.monotonic() - began if len(blocks[0]) else None
 print("capturing", flush=True)
 time.sleep(opts.get("stall_s", 0))  # a reader that falls behind
-blocks, first_block_s = [], None
 while time.monotonic() - began < opts["seconds"] and not source.ended:
     blocks.append(source.read(timeout=0.1))
-    if first_block_s is None and len(blocks[-1]):
-        first_block_s = time.monotonic() - began
 ended_s = time.monotonic() - began
 stop_began = time.monotonic()
 source.stop()
