@@ -66,6 +66,27 @@ def _parse_weights(values: List[str]) -> tuple[float, ...]:
     return tuple(weights)
 
 
+def _parse_range(flag: str, text: str) -> tuple[float, float]:
+    """"LOW,HIGH" in dB -> (low, high)."""
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        fail(f"{flag} {text}: give a range as LOW,HIGH in dB, e.g. -5,15")
+    if low > high:
+        fail(f"{flag} {text}: the low end is above the high end")
+    return low, high
+
+
+def _parse_split(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6 or parts[0] <= 0 or parts[1] <= 0:
+        fail(f"--split {text}: give three shares TRAIN,VAL,TEST summing to 1, train and validation above 0")
+    return parts  # type: ignore[return-value]
+
+
 @app.command()
 def train(
     positives: Path = typer.Option(..., "--positives", help="Folder of bark recordings (searched recursively)."),
@@ -73,7 +94,7 @@ def train(
     negatives: Optional[Path] = typer.Option(None, "--negatives",
                                              help="Folder of other sounds. Without it: one-class fallback."),
     report: Optional[Path] = typer.Option(None, "--report", help="Folder for metrics.json and plots."),
-    preset: str = typer.Option("seed", "--preset", help="Network preset: seed (the notebook's) or small."),
+    preset: str = typer.Option("seed", "--preset", help="Network preset: seed (the notebook's), medium or small."),
     window: int = typer.Option(3, "--window", help="Window length in seconds: 1, 2 or 3."),
     epochs: int = typer.Option(50, "--epochs", help="Most epochs per RL weight (early stopping may end sooner)."),
     rl_weight: List[str] = typer.Option(["1e8"], "--rl-weight",
@@ -81,14 +102,30 @@ def train(
     objective: str = typer.Option("one-class", "--objective", help="one-class: the VAE learns the barks alone "
                                   "(the notebook); joint: it learns all sounds with a bark head on its latent mean."),
     head_weight: float = typer.Option(1.0, "--head-weight", help="Joint objective: weight of the bark head."),
+    norm: str = typer.Option("minmax", "--norm", help="Spectrogram scaling: minmax (each window to [0, 1], the "
+                             "notebook's) or db (a fixed scale, -100 dBFS to full scale: keeps loudness)."),
+    mix_snr: str = typer.Option("-5,15", "--mix-snr", help="Joint: range of window-over-other-sound ratios "
+                                "(dB) when mixing."),
+    level: Optional[str] = typer.Option(None, "--level", help="Joint: set each training window to a random RMS "
+                                        "level in this range, e.g. -50,-10 (dBFS)."),
+    noise_floor: Optional[str] = typer.Option(None, "--noise-floor", help="Joint: add pink noise at a random "
+                                              "level in this range under every training window, e.g. -80,-50."),
+    split: str = typer.Option("0.7,0.15,0.15", "--split", help="Shares of recordings for train, validation "
+                              "(early stopping, the classifier) and test (the report's figures); test may be 0 "
+                              "when the model is judged elsewhere."),
+    spec_masks: bool = typer.Option(False, "--spec-masks", help="Joint: SpecAugment time and frequency masks."),
+    other_active_db: Optional[float] = typer.Option(None, "--other-active-db", help="Cut other sounds' windows "
+                                                    "from anywhere within this many dB of their loudest "
+                                                    "(default: the loudest part only, as for barks)."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     batch_size: int = typer.Option(16, "--batch-size", help="Windows per training step."),
     windows_per_clip: int = typer.Option(4, "--windows-per-clip",
                                          help="Most windows cut from one file (from its loudest part)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps."),
     seed: int = typer.Option(0, "--seed", help="Seed for the split, the initial weights and the shuffling."),
-    exclude_sources: Optional[Path] = typer.Option(None, "--exclude-sources", help="Text file of recordings "
-                                                   "(dataset/source_id, one a line) to leave out entirely."),
+    exclude_sources: Optional[list[Path]] = typer.Option(None, "--exclude-sources", help="Text file of "
+                                                         "recordings (dataset/source_id, one a line) to leave "
+                                                         "out entirely; repeatable."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print only errors and the result."),
 ) -> None:
     """Train a model from a folder of barks (and other sounds) and export it as one file."""
@@ -98,15 +135,19 @@ def train(
     from .train import train as run_training
 
     excluded: frozenset[str] = frozenset()
-    if exclude_sources is not None:
+    for listing in exclude_sources or []:
         try:
-            lines = exclude_sources.read_text().splitlines()
+            lines = listing.read_text().splitlines()
         except OSError as e:
-            fail(f"--exclude-sources {exclude_sources}: cannot read ({e.strerror})")
-        excluded = frozenset(x.strip() for x in lines if x.strip() and not x.startswith("#"))
+            fail(f"--exclude-sources {listing}: cannot read ({e.strerror})")
+        excluded |= frozenset(x.strip() for x in lines if x.strip() and not x.startswith("#"))
     config = TrainConfig(positives=positives, out=out, negatives=negatives, report=report, preset=preset,
                          window_s=window, epochs=epochs, rl_weights=_parse_weights(rl_weight), lr=lr,
-                         objective=objective, head_weight=head_weight,
+                         objective=objective, head_weight=head_weight, normalisation=norm,
+                         mix_snr_db=_parse_range("--mix-snr", mix_snr),
+                         level_dbfs=_parse_range("--level", level) if level else None,
+                         floor_dbfs=_parse_range("--noise-floor", noise_floor) if noise_floor else None,
+                         spec_masks=spec_masks, other_active_db=other_active_db, split=_parse_split(split),
                          batch_size=batch_size,
                          max_windows_per_clip=windows_per_clip, device=device, seed=seed,
                          exclude_sources=excluded, progress=not quiet)

@@ -5,6 +5,10 @@ centred frames with zero padding, power 2, 128 Slaney mel bands) followed by ``l
 (amin 1e-10, top_db 80) and a per-window min-max scaling to [0, 1]. Here the same arithmetic runs in torch on
 a batch of waveforms, on any device, with the mel filter bank stored as a buffer: once a model is exported the
 bank travels inside the file, so the features a model was trained on are the features it is served with.
+
+Min-max scaling throws away how loud a window is: a faint hiss in a silent room fills [0, 1] just as a bark
+does. ``normalisation="db"`` keeps it: a fixed scale from -100 dBFS (0) to full scale (1), where a full-scale
+sine reads 40 dB with ``ref`` 1.0, and no per-window top_db.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+
+
+NORMALISATIONS = ("minmax", "db")
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,13 @@ class FeatureParams:
     ref: float = 1.0
     amin: float = 1e-10
     top_db: float = 80.0
+    normalisation: str = "minmax"  # or "db": a fixed scale, db_low..db_high (in dB re ``ref``) to 0..1
+    db_low: float = -60.0  # -100 dBFS: a full-scale sine is +40 dB re 1.0
+    db_high: float = 40.0
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(f"normalisation {self.normalisation!r}: choose one of {', '.join(NORMALISATIONS)}")
 
     def frames(self, n_samples: int) -> int:
         """Number of centred STFT frames for ``n_samples`` of audio (44, 87, 130 for 1, 2, 3 s)."""
@@ -50,7 +64,8 @@ class LogMel(nn.Module):
         self.n_fft = params.n_fft
         self.hop_length = params.hop_length
         self.amin = params.amin
-        self.top_db = params.top_db
+        # The fixed dB scale needs absolute levels; top_db would make them depend on the window's peak.
+        self.top_db = params.top_db if params.normalisation == "minmax" else 0.0
         self.ref_db = 10.0 * torch.log10(torch.tensor(max(params.amin, params.ref))).item()
         bank = librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels)
         self.register_buffer("mel_basis", torch.from_numpy(bank).float())
@@ -71,6 +86,8 @@ class LogMel(nn.Module):
         mel = torch.matmul(self.mel_basis, power)
         db = 10.0 * torch.log10(torch.clamp(mel, min=self.amin)) - self.ref_db
         # top_db clips relative to the loudest value of each window (librosa: of the whole array it is given).
+        if self.top_db <= 0.0:
+            return db
         peak = db.amax(dim=(-2, -1), keepdim=True)
         return torch.maximum(db, peak - self.top_db)
 
@@ -83,3 +100,21 @@ def minmax_normalise(x: torch.Tensor) -> torch.Tensor:
     lo = x.amin(dim=(-2, -1), keepdim=True)
     hi = x.amax(dim=(-2, -1), keepdim=True)
     return (x - lo) / torch.clamp(hi - lo, min=1e-6)
+
+
+class Spectrogram(nn.Module):
+    """Waveforms ``[B, N]`` -> the network's input ``[B, 1, n_mels, frames]`` in [0, 1]: log-mel, then the
+    normalisation ``params`` name. Training and the exported model both go through this one module."""
+
+    def __init__(self, params: FeatureParams = FeatureParams()):
+        super().__init__()
+        self.logmel = LogMel(params)
+        self.minmax = params.normalisation == "minmax"
+        self.db_low = params.db_low
+        self.db_high = params.db_high
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        db = self.logmel(wave)
+        if self.minmax:
+            return minmax_normalise(db).unsqueeze(1)
+        return ((db - self.db_low) / (self.db_high - self.db_low)).clamp(0.0, 1.0).unsqueeze(1)

@@ -57,16 +57,30 @@ def save(module, metadata: dict, path: str | os.PathLike) -> Path:
     meta = {"format_version": FORMAT_VERSION, **metadata}
     # A frozen copy: outputs of the loaded file then never require grad, so .numpy() just works.
     module = copy.deepcopy(module).to("cpu").eval().requires_grad_(False)
+    with _quiet_torchscript():
+        scripted = torch.jit.script(module)
+    return _write(scripted, meta, path)
+
+
+def _write(scripted, meta: dict, path: Path) -> Path:
+    import torch
+
     tmp = path.with_name(path.name + ".tmp")
     try:
         with _quiet_torchscript():
-            scripted = torch.jit.script(module)
             torch.jit.save(scripted, str(tmp), _extra_files={METADATA_NAME: json.dumps(meta, indent=2)})
         os.replace(tmp, path)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:
         tmp.unlink(missing_ok=True)
-        raise ModelFileError(f"{path}: cannot write the model file ({e.strerror or e})") from e
+        raise ModelFileError(f"{path}: cannot write the model file ({getattr(e, 'strerror', None) or e})") from e
     return path
+
+
+def update_metadata(path: str | os.PathLike, out: str | os.PathLike, changes: dict) -> Path:
+    """Copy the model file ``path`` to ``out`` (which may be the same file) with ``changes`` merged into its
+    metadata; the network is untouched. How a threshold calibrated after training gets into the model."""
+    loaded = load(path)
+    return _write(loaded.module, {**loaded.metadata, **changes}, Path(out))
 
 
 def _check_metadata(path: Path, raw: bytes | str) -> dict:

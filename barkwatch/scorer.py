@@ -1,6 +1,6 @@
 """The exported module: raw audio windows in, the VAE's loss terms and a bark probability out.
 
-``Scorer`` is everything between samples and a score: log-mel features, min-max scaling, the VAE (decoding
+``Scorer`` is everything between samples and a score: log-mel features and their scaling, the VAE (decoding
 the latent mean), the two loss terms RL and KL, and the linear classifier on (log RL, log KL) and, for models
 trained with a bark head, the latent mean. It is what
 ``modelfile.save`` writes as TorchScript, so nothing outside it needs to know how features are computed.
@@ -12,16 +12,16 @@ import torch
 from torch import nn
 
 from .classifier import LOG_FLOOR, LinearClassifier
-from .features import LogMel, minmax_normalise
+from .features import Spectrogram
 from .model import VAE, loss_terms
 
 
 class Scorer(nn.Module):
     """``forward(wave[B, N]) -> (rl[B], kl[B], score[B])`` for windows of exactly ``window_samples`` samples."""
 
-    def __init__(self, logmel: LogMel, vae: VAE, window_samples: int, classifier: LinearClassifier):
+    def __init__(self, features: Spectrogram, vae: VAE, window_samples: int, classifier: LinearClassifier):
         super().__init__()
-        self.logmel = logmel
+        self.features = features
         self.vae = vae
         self.window_samples = window_samples
         self.log_floor = LOG_FLOOR
@@ -40,7 +40,7 @@ class Scorer(nn.Module):
                 "expected a [batch, " + str(self.window_samples) + "] float tensor of mono samples, got "
                 + str(list(wave.shape))
             )
-        return minmax_normalise(self.logmel(wave)).unsqueeze(1)
+        return self.features(wave)
 
     @torch.jit.export
     def reconstruct(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

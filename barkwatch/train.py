@@ -31,7 +31,8 @@ import torch
 from . import __version__, compute, modelfile
 from .audio import AudioError, find_audio_files, load_audio
 from .classifier import LinearClassifier, fit_logistic, fit_one_class, log_terms
-from .features import FeatureParams, LogMel, minmax_normalise, window_samples
+from .augment import Augmentation, augment, spec_augment
+from .features import FeatureParams, Spectrogram, window_samples
 from .metrics import best_threshold, roc_auc, summarise
 from .model import PRESETS, VAE, count_parameters, loss_terms
 from .scorer import Scorer
@@ -61,6 +62,11 @@ class TrainConfig:
     head_weight: float = 1.0  # joint: weight of the bark head's cross-entropy against the VAE loss
     mix_p: float = 0.75  # joint: chance that a training window is mixed into another sound
     mix_snr_db: tuple[float, float] = (-5.0, 15.0)
+    level_dbfs: tuple[float, float] | None = None  # joint: random window level (matters with --norm db)
+    floor_dbfs: tuple[float, float] | None = None  # joint: pink-noise floor under every window
+    spec_masks: bool = False  # joint: SpecAugment time and frequency masks
+    normalisation: str = "minmax"  # or "db", see features.py
+    other_active_db: float | None = None  # negatives: windows within this many dB of the loudest (None: active_db)
     lr: float = 1e-3  # the notebook's 1e-2 makes the network diverge in eval mode after a few hundred steps
     weight_decay: float = 5e-4
     batch_size: int = 16  # the notebook used 64; small sets (one dog) then get too few steps per epoch
@@ -80,6 +86,8 @@ class TrainConfig:
             raise TrainingError(f"--objective {self.objective}: choose {' or '.join(OBJECTIVES)}")
         if self.objective == "joint" and self.negatives is None:
             raise TrainingError("--objective joint needs --negatives: the head learns barks against other sounds")
+        if self.normalisation not in ("minmax", "db"):
+            raise TrainingError(f"--norm {self.normalisation}: choose minmax or db")
         if self.window_s not in WINDOW_CHOICES:
             raise TrainingError(f"--window {self.window_s}: the window must be 1, 2 or 3 seconds")
         if self.epochs < 1:
@@ -178,8 +186,8 @@ def split_groups(clips: list[Clip], fractions: tuple[float, float, float], seed:
         groups = sorted({c.group for c in clips if c.label == label and c.group not in assignment})
         order = rng.permutation(len(groups))
         n = len(groups)
-        n_val = max(1, round(fractions[1] * n)) if n >= 3 else 0
-        n_test = max(1, round(fractions[2] * n)) if n >= 3 else 0
+        n_val = max(1, round(fractions[1] * n)) if n >= 3 and fractions[1] > 0 else 0
+        n_test = max(1, round(fractions[2] * n)) if n >= 3 and fractions[2] > 0 else 0
         for rank, i in enumerate(order):
             split = "val" if rank < n_val else "test" if rank < n_val + n_test else "train"
             assignment[groups[i]] = split
@@ -226,7 +234,8 @@ def read_clips(config: TrainConfig) -> tuple[list[Clip], list[str]]:
             log.warning("skipped %s", e)
             skipped.append(str(e))
             continue
-        windows = active_windows(wave, n, config.max_windows_per_clip, config.active_db)
+        active_db = config.active_db if label == 1 or config.other_active_db is None else config.other_active_db
+        windows = active_windows(wave, n, config.max_windows_per_clip, active_db)
         clips.append(Clip(path=path, label=label, group=group, waves=windows))
     return clips, skipped
 
@@ -305,27 +314,15 @@ class Windows:
         return Windows(self.waves[mask], self.labels[mask], self.clip_index[mask.numpy()])
 
 
-def spectrograms(logmel: LogMel, waves: torch.Tensor) -> torch.Tensor:
+def spectrograms(features: Spectrogram, waves: torch.Tensor) -> torch.Tensor:
     """The VAE's input, ``[B, 1, n_mels, frames]`` in [0, 1], computed on ``waves``' device."""
     with torch.no_grad():
-        return minmax_normalise(logmel(waves)).unsqueeze(1)
+        return features(waves)
 
 
-def mix_into_others(waves: torch.Tensor, others: torch.Tensor, p: float, snr_db: tuple[float, float],
-                    generator: torch.Generator) -> torch.Tensor:
-    """With chance ``p``, add a random window of ``others`` under each window, scaled so the window stands
-    ``snr_db`` (uniform in the range) above it. The label stays the window's own: a bark heard over a TV is a
-    bark, and mixing negatives too means a clean background is never a shortcut to "bark"."""
-    n = len(waves)
-    if n == 0 or len(others) == 0:
-        return waves
-    chosen = others[torch.randint(len(others), (n,), generator=generator)]
-    snr = torch.empty(n).uniform_(*snr_db, generator=generator)
-    rms = waves.square().mean(dim=1).sqrt()
-    other_rms = chosen.square().mean(dim=1).sqrt().clamp(min=1e-8)
-    gain = rms / (other_rms * 10.0 ** (snr / 20.0))
-    mixed = waves + gain[:, None] * chosen
-    return torch.where((torch.rand(n, generator=generator) < p)[:, None], mixed, waves)
+def augmentation(config: TrainConfig) -> Augmentation:
+    return Augmentation(mix_p=config.mix_p, mix_snr_db=config.mix_snr_db, level_dbfs=config.level_dbfs,
+                        floor_dbfs=config.floor_dbfs, spec_masks=config.spec_masks)
 
 
 @dataclass
@@ -339,6 +336,14 @@ class Terms:
     labels: np.ndarray
     clip_index: np.ndarray
 
+    @classmethod
+    def concat(cls, parts: list[Terms]) -> Terms:
+        """One set of terms from several measured on windows of the same clips (clip indices are kept)."""
+        logits = [p.logit for p in parts]
+        return cls(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("rl", "kl", "mu")),
+                   None if any(x is None for x in logits) else np.concatenate(logits),
+                   np.concatenate([p.labels for p in parts]), np.concatenate([p.clip_index for p in parts]))
+
     def clip_scores(self, window_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A clip scores its highest-scoring window: what a detector sliding over it would see."""
         n = int(self.clip_index.max()) + 1 if len(self.clip_index) else 0
@@ -349,14 +354,23 @@ class Terms:
         return labels, scores
 
 
-def measure(vae: VAE, head: torch.nn.Linear | None, logmel: LogMel, windows: Windows, device: torch.device,
+def augmented(windows: Windows, config: TrainConfig, copies: int) -> Windows:
+    """``copies`` augmented versions of every window (same labels and clips), reproducible for the seed."""
+    rng = torch.Generator().manual_seed(config.seed + 1)
+    others = windows.waves[windows.labels == 0]
+    aug = augmentation(config)
+    parts = [augment(windows.waves, others, aug, rng) for _ in range(copies)]
+    return Windows(torch.cat(parts), windows.labels.repeat(copies), np.tile(windows.clip_index, copies))
+
+
+def measure(vae: VAE, head: torch.nn.Linear | None, features: Spectrogram, windows: Windows, device: torch.device,
             batch: int = 64) -> Terms:
     """RL, KL and mu of every window, decoding the latent mean (eval mode)."""
     vae.eval()
     parts: list[list[torch.Tensor]] = [[], [], [], []]
     with torch.no_grad():
         for chunk in windows.waves.split(batch):
-            x = spectrograms(logmel, chunk.to(device))
+            x = spectrograms(features, chunk.to(device))
             x_hat, mu, logvar = vae(x)
             rl, kl = loss_terms(x, x_hat, mu, logvar)
             logit = head(mu).squeeze(1) if head is not None else torch.zeros_like(rl)
@@ -379,12 +393,12 @@ def _batch_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None, x: 
     return (rl + kl / rl_weight).mean() + config.head_weight * bce, rl, kl
 
 
-def train_vae(config: TrainConfig, logmel: LogMel, train: Windows, val: Windows, others: torch.Tensor,
+def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: Windows, others: torch.Tensor,
               rl_weight: float, device: torch.device) -> VAERun:
     """Train one VAE (and, for the joint objective, its head) with early stopping on ``val``."""
     torch.manual_seed(config.seed)
     joint = config.objective == "joint"
-    sample = spectrograms(logmel, train.waves[: 4 * config.batch_size].to(device))
+    sample = spectrograms(features, train.waves[: 4 * config.batch_size].to(device))
     vae = VAE(PRESETS[config.preset], sample.shape[-2], sample.shape[-1])
     vae.match_output_scale(float(sample.mean()), float(sample.std()))
     vae = vae.to(device)
@@ -394,6 +408,7 @@ def train_vae(config: TrainConfig, logmel: LogMel, train: Windows, val: Windows,
     positives = float(train.labels.sum())
     pos_weight = torch.tensor((len(train.labels) - positives) / max(positives, 1.0), device=device)
     stopper = PrecheltStopping()
+    aug = augmentation(config)
     rng = torch.Generator().manual_seed(config.seed)
     history: dict[str, list[float]] = {k: [] for k in ("train_loss", "val_loss", "train_rl", "train_kl",
                                                        "val_rl", "val_kl")}
@@ -408,8 +423,10 @@ def train_vae(config: TrainConfig, logmel: LogMel, train: Windows, val: Windows,
                 continue
             waves = train.waves[idx]
             if joint:
-                waves = mix_into_others(waves, others, config.mix_p, config.mix_snr_db, rng)
-            x = spectrograms(logmel, waves.to(device))
+                waves = augment(waves, others, aug, rng)
+            x = spectrograms(features, waves.to(device))
+            if joint and aug.spec_masks:
+                x = spec_augment(x, aug, rng)
             loss, rl, kl = _batch_loss(config, vae, head, x, train.labels[idx].to(device), rl_weight, pos_weight)
             optimiser.zero_grad()
             loss.backward()
@@ -417,7 +434,7 @@ def train_vae(config: TrainConfig, logmel: LogMel, train: Windows, val: Windows,
             totals += np.array([loss.item(), rl.mean().item(), kl.mean().item()]) * len(idx)
             count += len(idx)
         train_loss, train_rl, train_kl = totals / max(count, 1)
-        val_loss, val_rl, val_kl = _validation_loss(config, vae, head, logmel, val, rl_weight, pos_weight, device)
+        val_loss, val_rl, val_kl = _validation_loss(config, vae, head, features, val, rl_weight, pos_weight, device)
         for key, value in zip(history, (train_loss, val_loss if math.isfinite(val_loss) else math.nan, train_rl,
                                         train_kl, val_rl, val_kl)):
             history[key].append(float(value))
@@ -444,7 +461,7 @@ def train_vae(config: TrainConfig, logmel: LogMel, train: Windows, val: Windows,
                   stopper.reason)
 
 
-def _validation_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None, logmel: LogMel, val: Windows,
+def _validation_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None, features: Spectrogram, val: Windows,
                      rl_weight: float, pos_weight: torch.Tensor, device: torch.device) -> tuple[float, float, float]:
     """The training loss on clean validation windows (eval mode), with their mean RL and KL; NaN if none."""
     if len(val.waves) == 0:
@@ -453,7 +470,7 @@ def _validation_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None
     losses, rls, kls = [], [], []
     with torch.no_grad():
         for idx in torch.arange(len(val.waves)).split(64):
-            x = spectrograms(logmel, val.waves[idx].to(device))
+            x = spectrograms(features, val.waves[idx].to(device))
             loss, rl, kl = _batch_loss(config, vae, head, x, val.labels[idx].to(device), rl_weight, pos_weight)
             losses.append(loss.item() * len(idx))
             rls.append(rl.sum().item())
@@ -520,8 +537,8 @@ def train(config: TrainConfig) -> TrainResult:
     config.validate()
     started = time.monotonic()
     device = resolve_device(config.device)
-    features = FeatureParams()
-    logmel = LogMel(features).to(device)
+    features = FeatureParams(normalisation=config.normalisation)
+    spectrogram = Spectrogram(features).to(device)
     n_samples = window_samples(config.window_s, features.sample_rate)
 
     clips, skipped = read_clips(config)
@@ -561,9 +578,15 @@ def train(config: TrainConfig) -> TrainResult:
     sweep: list[dict] = []
     best: tuple[float, VAERun, LinearClassifier] | None = None
     for rl_weight in config.rl_weights:
-        run = train_vae(config, logmel, fit_on["train"], fit_on["val"], others, rl_weight, device)
-        val_terms = measure(run.vae, run.head, logmel, windows["val"], device)
-        clf = fit_classifier(val_terms, run.head)
+        run = train_vae(config, spectrogram, fit_on["train"], fit_on["val"], others, rl_weight, device)
+        val_terms = measure(run.vae, run.head, spectrogram, windows["val"], device)
+        fit_terms = val_terms
+        if config.objective == "joint":
+            # Fit the classifier on what the detector will hear too: the validation windows as they are and
+            # mixed, leveled and noised as in training (with the validation split's own other sounds).
+            noisy = augmented(windows["val"], config, copies=2)
+            fit_terms = Terms.concat([val_terms, measure(run.vae, run.head, spectrogram, noisy, device)])
+        clf = fit_classifier(fit_terms, run.head)
         labels, scores = val_terms.clip_scores(clf.score(val_terms.rl, val_terms.kl, val_terms.mu))
         auc = roc_auc(labels, scores)
         pos = val_terms.labels == 1
@@ -578,11 +601,11 @@ def train(config: TrainConfig) -> TrainResult:
     assert best is not None
     _, run, clf = best
 
-    terms = {s: measure(run.vae, run.head, logmel, windows[s], device) for s in SPLITS}
-    metrics = {s: split_metrics(terms[s], clf) for s in SPLITS if splits[s]}
+    terms = {s: measure(run.vae, run.head, spectrogram, windows[s], device) for s in SPLITS if splits[s]}
+    metrics = {s: split_metrics(terms[s], clf) for s in terms}
     seconds = time.monotonic() - started
 
-    scorer = Scorer(logmel.cpu(), run.vae.cpu(), n_samples, clf)
+    scorer = Scorer(spectrogram.cpu(), run.vae.cpu(), n_samples, clf)
     metadata = {
         "barkwatch_version": __version__,
         "created": _local_now(),
@@ -594,7 +617,7 @@ def train(config: TrainConfig) -> TrainResult:
         "preset": config.preset,
         "network": PRESETS[config.preset].to_dict(),
         "parameters": count_parameters(run.vae),
-        "features": {**features.to_dict(), "normalisation": "minmax", "frames": features.frames(n_samples)},
+        "features": {**features.to_dict(), "frames": features.frames(n_samples)},
         "classifier": clf.to_dict(),
         "training": {
             "positives": str(config.positives),
@@ -606,6 +629,9 @@ def train(config: TrainConfig) -> TrainResult:
             "windows": {s: len(windows[s].waves) for s in SPLITS},
             "objective": config.objective,
             "head_weight": config.head_weight if config.objective == "joint" else None,
+            "augmentation": ({k: v for k, v in vars(augmentation(config)).items()}
+                             if config.objective == "joint" else None),
+            "other_active_db": config.other_active_db,
             "rl_weight": run.rl_weight,
             "rl_weights_tried": list(config.rl_weights),
             "epochs": run.epochs,
@@ -627,13 +653,13 @@ def train(config: TrainConfig) -> TrainResult:
     if config.report is not None:
         from .report import write_report
 
-        examples = _examples(logmel, splits, run.vae)
+        examples = _examples(spectrogram, splits, run.vae)
         write_report(config.report, metadata=metadata, sweep=sweep, history=run.history, terms=terms,
                      classifier=clf, examples=examples, skipped=skipped)
     return TrainResult(config.out, metadata, config.report, skipped)
 
 
-def _examples(logmel: LogMel, splits: dict[str, list[Clip]], vae: VAE) -> dict[str, np.ndarray]:
+def _examples(features: Spectrogram, splits: dict[str, list[Clip]], vae: VAE) -> dict[str, np.ndarray]:
     """Spectrograms for the notebook's three experiments: a held-out bark and a held-out other sound with their
     reconstructions, and four decodings of z ~ N(0, I)."""
     out: dict[str, np.ndarray] = {}
@@ -642,7 +668,7 @@ def _examples(logmel: LogMel, splits: dict[str, list[Clip]], vae: VAE) -> dict[s
         for label, name in ((1, "bark"), (0, "other")):
             pool = [c for s in ("test", "val") for c in splits[s] if c.label == label]
             if pool:
-                x = spectrograms(logmel, torch.from_numpy(pool[0].waves[:1]))
+                x = spectrograms(features, torch.from_numpy(pool[0].waves[:1]))
                 mu, _ = vae.encode(x)
                 out[name] = x[0, 0].numpy()
                 out[name + "_reconstruction"] = vae.decode(mu)[0, 0].numpy()

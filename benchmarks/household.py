@@ -2,9 +2,10 @@
 through the detector exactly as ``barkwatch detect`` runs, and judged as a user would judge it: how many
 barks it reports, how many false alarms an hour, and how late.
 
-    python benchmarks/household.py holdout --data DIR --out FILE [--fraction 0.2] [--seed 0]
+    python benchmarks/household.py holdout --data DIR --out FILE [--fraction 0.2] [--seed 0] [--exclude FILE]
     python benchmarks/household.py build --data DIR --holdout FILE --out DIR [--minutes 90] [--seed 0]
                                          [--barks-per-hour 60]
+    python benchmarks/household.py calibrate --model M --result VAL.json [--budget 1] --out M2
     python benchmarks/household.py evaluate (--model M | --baseline loudness) --mix DIR
                                             [--holdout FILE --data DIR] [--out FILE.json] [--match start]
                                             [--compute auto] [--threads N]
@@ -14,7 +15,8 @@ barks it reports, how many false alarms an hour, and how late.
 sha256("SEED/dataset/source_id") and the first round(fraction x n) are held out (halves round up), at least
 one when the group has 3 or more recordings, none otherwise. ESC-50 and UrbanSound8K both cut their clips
 from Freesound and use the Freesound id as source_id, so the same id in both is the same recording: when one
-is held out its twin is too, or the same dog would be on both sides.
+is held out its twin is too, or the same dog would be on both sides. ``--exclude FILE`` leaves the
+recordings of an earlier holdout out of the draw: a validation split for choices, beside the test holdout.
 
 ``build`` writes ``household.wav`` (22,050 Hz mono, 16-bit, written block by block) and ``truth.json``:
 - a room-noise floor under everything: pink noise (J. O. Smith's 3-pole pinking filter) at -60 dBFS RMS;
@@ -725,6 +727,34 @@ def evaluate(mix: Path, model_path: Path | None, baseline: str | None, data: Pat
     return result
 
 
+def calibrate(model_path: Path, result_path: Path, budget: float, out: Path) -> str:
+    """Write ``model_path`` to ``out`` with the threshold that found the most barks at no more than ``budget``
+    false alarms an hour in the evaluation ``result_path`` (ties: the higher threshold). That evaluation must
+    be on a validation mix: a threshold chosen on the test mix would make its figures meaningless."""
+    from barkwatch.modelfile import ModelFileError, file_hash, update_metadata
+
+    try:
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+        sweep = result["sweep"]
+    except (OSError, ValueError, KeyError) as e:
+        raise BenchError(f"{result_path}: not an `evaluate --out` result ({e})") from e
+    if result["model"].get("sha256") != file_hash(model_path):
+        raise BenchError(f"{result_path}: evaluated a different model file than {model_path}")
+    allowed = [p for p in sweep if p["false_alarms_per_hour"] is not None and p["false_alarms_per_hour"] <= budget]
+    if not allowed:
+        raise BenchError(f"{result_path}: no threshold kept false alarms within {budget:g} an hour")
+    best = max(allowed, key=lambda p: (p["recall"] or 0.0, p["threshold"]))
+    calibration = {"threshold": best["threshold"], "budget_per_hour": budget, "mix": result["mix"],
+                   "recall": best["recall"], "false_alarms_per_hour": best["false_alarms_per_hour"],
+                   "previous_threshold": result["model"].get("threshold")}
+    try:
+        update_metadata(model_path, out, {"threshold": best["threshold"], "calibration": calibration})
+    except ModelFileError as e:
+        raise BenchError(str(e)) from e
+    return (f"{out}: threshold {best['threshold']:.4f} (recall {best['recall']:.2f} at "
+            f"{best['false_alarms_per_hour']:.2f} false alarms an hour on {result['mix']})")
+
+
 def _finite(value):
     """JSON has no NaN: undefined figures (recall without barks, AUC without a class) are written as null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -783,6 +813,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="text file to write, one dataset/source_id a line")
     p.add_argument("--fraction", type=float, default=0.2, help="share of each group's recordings (default 0.2)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--exclude", type=Path, action="append", default=[],
+                   help="holdout file whose recordings are not candidates (for a validation split beside the "
+                   "test holdout); repeatable")
 
     p = commands.add_parser("build", help="build the household mix from held-out clips")
     p.add_argument("--data", type=Path, required=True, help="folder with manifest.jsonl and the clips")
@@ -791,6 +824,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=90.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--barks-per-hour", type=float, default=60.0)
+
+    p = commands.add_parser("calibrate", help="set a model's threshold from an evaluation on a validation mix")
+    p.add_argument("--model", type=Path, required=True, help="the model file that was evaluated")
+    p.add_argument("--result", type=Path, required=True, help="its `evaluate --out` JSON on a validation mix")
+    p.add_argument("--budget", type=float, default=1.0, help="false alarms per hour allowed (default 1)")
+    p.add_argument("--out", type=Path, required=True, help="model file to write (may be --model itself)")
 
     p = commands.add_parser("evaluate", help="score a model (or the loudness baseline) on a mix")
     p.add_argument("--model", type=Path, help="barkwatch model file")
@@ -816,6 +855,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not 0.0 < args.fraction < 1.0:
                 raise BenchError(f"--fraction {args.fraction}: must be between 0 and 1")
             clips = read_manifest(args.data)
+            excluded = set().union(*(read_holdout(f) for f in args.exclude))
+            clips = [c for c in clips if c.source not in excluded]
             held, twins = choose_holdout(clips, args.fraction, args.seed)
             sources = {c.source for c in clips}
             write_holdout(args.out, held, (
@@ -823,7 +864,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"more recordings, the first floor({args.fraction:g} n + 0.5) ranked by sha256(\"{args.seed}/"
                 f"dataset/source_id\"), plus {twins} Freesound twin(s) (same id in ESC-50 and UrbanSound8K); "
                 f"{len(held)} of {len(sources)} recordings; benchmarks/household.py holdout --fraction "
-                f"{args.fraction:g} --seed {args.seed}"))
+                f"{args.fraction:g} --seed {args.seed}"
+                + "".join(f" --exclude {f}" for f in args.exclude)))
             held_clips = [c for c in clips if c.source in held]
             print(f"{args.out}: {len(held)} of {len(sources)} recordings held out "
                   f"({sum(c.label == 'dog' for c in held_clips)} dog and "
@@ -833,6 +875,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               progress)
             print(f"{args.out / MIX_NAME}: {truth['duration_s'] / 60:.1f} min, {len(truth['barks'])} barks over "
                   f"{len(truth['backgrounds'])} background segments; truth in {args.out / TRUTH_NAME}")
+        elif args.command == "calibrate":
+            print(calibrate(args.model, args.result, args.budget, args.out))
         else:
             if (args.model is None) == (args.baseline is None):
                 raise BenchError("give either --model FILE or --baseline loudness")

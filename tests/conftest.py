@@ -39,7 +39,7 @@ def random_model(tmp_path_factory) -> Path:
 
     from barkwatch import modelfile
     from barkwatch.classifier import LinearClassifier
-    from barkwatch.features import LogMel
+    from barkwatch.features import Spectrogram
     from barkwatch.model import PRESETS, VAE
     from barkwatch.scorer import Scorer
 
@@ -50,7 +50,7 @@ def random_model(tmp_path_factory) -> Path:
     clf = LinearClassifier((-3.0, 1.0), (1.0, 0.5), (0.3, 1.2), -0.2, 0.5, "logistic")
     path = tmp_path_factory.mktemp("random-model") / "random.pt"
     metadata = {"sample_rate": 22050, "window_s": 1, "window_samples": 22050, "hop_s": 0.25, "threshold": 0.5}
-    modelfile.save(Scorer(LogMel(), vae, 22050, clf), metadata, path)
+    modelfile.save(Scorer(Spectrogram(), vae, 22050, clf), metadata, path)
     return path
 
 

@@ -60,3 +60,22 @@ def test_top_db_clips_each_window_to_80_db_below_its_own_peak():
 def test_digital_silence_normalises_to_zeros_not_nan():
     x = minmax_normalise(LogMel()(torch.zeros(2, window_samples(1, 22050))))
     assert torch.isfinite(x).all() and (x == 0).all()
+
+
+def test_fixed_db_scale_keeps_loudness_and_maps_full_scale_to_one():
+    from barkwatch.features import Spectrogram
+
+    t = torch.arange(22050) / 22050
+    tone = torch.sin(2 * np.pi * 1000 * t)
+    db = Spectrogram(FeatureParams(normalisation="db"))
+    full, quiet = db(torch.stack([tone, tone * 0.01]))[:, 0].amax(dim=(1, 2))
+    assert abs(full.item() - 1.0) < 0.01  # full scale sine at the top of the scale
+    assert abs((full - quiet).item() - 0.40) < 0.01  # 40 dB lower is 0.40 lower on a 100 dB scale
+    mm = Spectrogram(FeatureParams())
+    a, b = mm(torch.stack([tone, tone * 0.01]))
+    assert torch.allclose(a, b, atol=1e-4)  # min-max scaling forgets the level
+
+
+def test_unknown_normalisation_is_refused():
+    with pytest.raises(ValueError, match="normalisation"):
+        FeatureParams(normalisation="pcen")

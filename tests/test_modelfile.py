@@ -15,7 +15,7 @@ import torch
 from barkwatch import modelfile
 from barkwatch.audio import load_audio
 from barkwatch.classifier import LinearClassifier
-from barkwatch.features import LogMel
+from barkwatch.features import Spectrogram
 from barkwatch.model import PRESETS, VAE
 from barkwatch.scorer import Scorer
 
@@ -37,7 +37,7 @@ def scorer():
     with torch.no_grad():  # settle BatchNorm statistics so outputs are not degenerate
         vae(torch.rand(8, 1, 128, 44))
     clf = LinearClassifier((-3.0, 1.0), (1.0, 0.5), (0.3, 1.2), -0.2, 0.6, "logistic")
-    return Scorer(LogMel(), vae, N, clf).eval()
+    return Scorer(Spectrogram(), vae, N, clf).eval()
 
 
 def save(scorer, path, **extra):

@@ -1,0 +1,109 @@
+"""Training-time augmentation: make each training window sound like something a microphone in a home hears.
+
+All functions are pure (a torch ``Generator`` in, new tensors out) and work on batches of mono waveforms
+``[B, N]`` or of spectrograms ``[B, 1, F, T]``. What each step is for:
+
+- ``mix_into_others``: a bark heard over a TV is still a bark. Every window, bark or not, is mixed into a random
+  other sound, so a clean background is never a shortcut to either answer.
+- ``set_level``: the same window at a random loudness, so the model cannot key on how loud the datasets were
+  recorded (only matters for the fixed dB scale; min-max scaling removes it anyway).
+- ``add_noise_floor``: pink noise under everything, as every room and microphone has. Without it the training
+  data's digitally silent stretches teach the model a silence it never hears live.
+- ``spec_augment``: SpecAugment's time and frequency masks (Park et al. 2019), against learning one narrow cue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Settings for ``augment``; a range ``(low, high)`` is drawn uniformly per window, ``None`` turns it off."""
+
+    mix_p: float = 0.75
+    mix_snr_db: tuple[float, float] = (-5.0, 15.0)
+    level_dbfs: tuple[float, float] | None = None
+    floor_dbfs: tuple[float, float] | None = None
+    spec_masks: bool = False
+    time_masks: int = 2
+    time_mask_frames: int = 6
+    freq_masks: int = 2
+    freq_mask_bands: int = 16
+
+
+def _uniform(n: int, bounds: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+    return torch.empty(n).uniform_(bounds[0], bounds[1], generator=generator)
+
+
+def rms(waves: torch.Tensor) -> torch.Tensor:
+    return waves.square().mean(dim=1).sqrt()
+
+
+def mix_into_others(waves: torch.Tensor, others: torch.Tensor, p: float, snr_db: tuple[float, float],
+                    generator: torch.Generator) -> torch.Tensor:
+    """With chance ``p``, add a random window of ``others`` under each window, scaled so the window stands
+    ``snr_db`` (uniform in the range) above it in RMS. The label stays the window's own."""
+    n = len(waves)
+    if n == 0 or len(others) == 0:
+        return waves
+    chosen = others[torch.randint(len(others), (n,), generator=generator)]
+    snr = _uniform(n, snr_db, generator)
+    gain = rms(waves) / (rms(chosen).clamp(min=1e-8) * 10.0 ** (snr / 20.0))
+    mixed = waves + gain[:, None] * chosen
+    return torch.where((torch.rand(n, generator=generator) < p)[:, None], mixed, waves)
+
+
+def set_level(waves: torch.Tensor, dbfs: tuple[float, float], generator: torch.Generator,
+              max_gain_db: float = 40.0) -> torch.Tensor:
+    """Scale each window to an RMS level drawn from ``dbfs``, never by more than ``max_gain_db`` (a silent
+    window stays silent) and never past full scale."""
+    target = 10.0 ** (_uniform(len(waves), dbfs, generator) / 20.0)
+    gain = (target / rms(waves).clamp(min=1e-8)).clamp(max=10.0 ** (max_gain_db / 20.0))
+    peak = waves.abs().amax(dim=1).clamp(min=1e-8)
+    gain = torch.minimum(gain, 0.99 / peak)
+    return waves * gain[:, None]
+
+
+def pink_noise(n: int, samples: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` windows of pink (1/f power) noise with unit RMS."""
+    white = torch.randn(n, samples, generator=generator)
+    spectrum = torch.fft.rfft(white, dim=1)
+    f = torch.arange(spectrum.shape[1], dtype=torch.float32).clamp(min=1.0)
+    noise = torch.fft.irfft(spectrum / f.sqrt(), n=samples, dim=1)
+    return noise / rms(noise).clamp(min=1e-8)[:, None]
+
+
+def add_noise_floor(waves: torch.Tensor, dbfs: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+    """Add pink noise at an RMS level drawn from ``dbfs`` to each window."""
+    level = 10.0 ** (_uniform(len(waves), dbfs, generator) / 20.0)
+    return waves + level[:, None] * pink_noise(len(waves), waves.shape[1], generator)
+
+
+def spec_augment(x: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
+    """Zero ``time_masks`` random runs of up to ``time_mask_frames`` frames and ``freq_masks`` runs of up to
+    ``freq_mask_bands`` mel bands in each spectrogram ``[B, 1, F, T]`` (zero is the scale's floor)."""
+    b, _, f, t = x.shape
+    keep = torch.ones(b, 1, f, t, dtype=torch.bool)
+    for count, width, size, dim in ((aug.time_masks, aug.time_mask_frames, t, 3),
+                                    (aug.freq_masks, aug.freq_mask_bands, f, 2)):
+        positions = torch.arange(size)
+        for _ in range(count):
+            w = torch.randint(0, width + 1, (b,), generator=generator)
+            start = (torch.rand(b, generator=generator) * (size - w + 1).float()).long()
+            inside = (positions[None, :] >= start[:, None]) & (positions[None, :] < (start + w)[:, None])
+            shape = (b, 1, 1, size) if dim == 3 else (b, 1, size, 1)
+            keep &= ~inside.view(shape)
+    return x * keep.to(x.device, x.dtype)
+
+
+def augment(waves: torch.Tensor, others: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
+    """The waveform steps in order: mix into other sounds, set a random level, add a noise floor."""
+    waves = mix_into_others(waves, others, aug.mix_p, aug.mix_snr_db, generator)
+    if aug.level_dbfs is not None:
+        waves = set_level(waves, aug.level_dbfs, generator)
+    if aug.floor_dbfs is not None:
+        waves = add_noise_floor(waves, aug.floor_dbfs, generator)
+    return waves

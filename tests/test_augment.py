@@ -1,0 +1,75 @@
+"""Training augmentation: each step does what its docstring says, on real numbers."""
+
+import numpy as np
+import torch
+
+from barkwatch.augment import Augmentation, add_noise_floor, augment, pink_noise, rms, set_level, spec_augment
+
+
+def db(x):
+    return 20 * torch.log10(x)
+
+
+def test_mixing_puts_the_window_at_the_chosen_snr_over_another_sound():
+    from barkwatch.augment import mix_into_others
+
+    g = torch.Generator().manual_seed(0)
+    waves = torch.randn(200, 1000) * 0.3
+    others = torch.sin(torch.arange(1000) * 0.05).repeat(5, 1)
+    mixed = mix_into_others(waves, others, p=1.0, snr_db=(10.0, 10.0), generator=g)
+    added = mixed - waves
+    snr = 20 * torch.log10(waves.square().mean(1).sqrt() / added.square().mean(1).sqrt())
+    assert torch.allclose(snr, torch.full((200,), 10.0), atol=1e-3)
+    untouched = mix_into_others(waves, others, p=0.0, snr_db=(-5.0, 15.0), generator=g)
+    assert torch.equal(untouched, waves)
+
+
+def test_set_level_reaches_the_drawn_level_but_never_clips_or_lifts_silence():
+    g = torch.Generator().manual_seed(0)
+    waves = torch.randn(100, 2000) * 0.01
+    out = set_level(waves, (-30.0, -30.0), g)
+    assert torch.allclose(db(rms(out)), torch.full((100,), -30.0), atol=1e-3)
+    spiky = torch.zeros(1, 2000)
+    spiky[0, 10] = 0.5  # quiet in RMS, loud in peak: the gain stops at full scale
+    assert set_level(spiky, (0.0, 0.0), g).abs().max() <= 0.99 + 1e-6
+    quiet = torch.full((1, 2000), 1e-7)  # -140 dBFS: lifted by at most 40 dB
+    assert db(rms(set_level(quiet, (-20.0, -20.0), g)))[0] < -99.0
+
+
+def test_pink_noise_has_unit_rms_and_falls_3_db_per_octave():
+    g = torch.Generator().manual_seed(0)
+    noise = pink_noise(64, 22050, g)
+    assert torch.allclose(rms(noise), torch.ones(64), atol=1e-4)
+    power = torch.fft.rfft(noise, dim=1).abs().square().mean(0)
+    low, high = power[500:1000].mean(), power[1000:2000].mean()  # one octave apart
+    assert abs(10 * torch.log10(low / high).item() - 3.0) < 0.5
+
+
+def test_noise_floor_adds_noise_at_the_drawn_level():
+    g = torch.Generator().manual_seed(0)
+    silent = torch.zeros(10, 22050)
+    out = add_noise_floor(silent, (-60.0, -60.0), g)
+    assert torch.allclose(db(rms(out)), torch.full((10,), -60.0), atol=1e-3)
+
+
+def test_spec_augment_zeroes_whole_bands_and_frames_within_the_limits():
+    g = torch.Generator().manual_seed(1)
+    aug = Augmentation(spec_masks=True, time_masks=1, time_mask_frames=6, freq_masks=1, freq_mask_bands=16)
+    x = torch.ones(200, 1, 128, 44)
+    out = spec_augment(x, aug, g)
+    zero_frames = (out == 0).all(dim=2).sum(dim=(1, 2))  # frames zeroed over every band
+    zero_bands = (out == 0).all(dim=3).sum(dim=(1, 2))
+    assert zero_frames.max() <= 6 and zero_bands.max() <= 16
+    assert zero_frames.float().mean() > 1 and zero_bands.float().mean() > 4  # masks do happen
+    assert set(out.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_augment_runs_the_steps_in_order_and_keeps_shape():
+    g = torch.Generator().manual_seed(0)
+    waves = torch.randn(8, 22050) * 0.1
+    others = torch.randn(4, 22050) * 0.1
+    aug = Augmentation(mix_p=1.0, level_dbfs=(-40.0, -40.0), floor_dbfs=(-90.0, -90.0))
+    out = augment(waves, others, aug, g)
+    assert out.shape == waves.shape
+    # the floor is 50 dB under the set level: the level dominates
+    assert np.allclose(db(rms(out)).numpy(), -40.0, atol=0.05)
