@@ -9,6 +9,10 @@ All functions are pure (a torch ``Generator`` in, new tensors out) and work on b
   recorded (only matters for the fixed dB scale; min-max scaling removes it anyway).
 - ``add_noise_floor``: pink noise under everything, as every room and microphone has. Without it the training
   data's digitally silent stretches teach the model a silence it never hears live.
+- ``change_speed``: every dog has its own pitch and pace; resampling by up to +-``speed`` stretches both (the
+  speed perturbation of Ko et al. 2015), so a few hundred barks stand for many more dogs.
+- ``add_reverb``: rooms. A synthetic room response (exponentially decaying noise, RT60 drawn per window) mixed
+  in with a random wet share, so close-miked dataset barks also sound like a bark down the hall.
 - ``spec_augment``: SpecAugment's time and frequency masks (Park et al. 2019), against learning one narrow cue.
 """
 
@@ -27,6 +31,9 @@ class Augmentation:
     mix_snr_db: tuple[float, float] = (-5.0, 15.0)
     level_dbfs: tuple[float, float] | None = None
     floor_dbfs: tuple[float, float] | None = None
+    speed: float = 0.0  # resample by a factor in [1 - speed, 1 + speed]
+    reverb_p: float = 0.0  # chance of a room response per window
+    rt60_s: tuple[float, float] = (0.1, 0.8)
     spec_masks: bool = False
     time_masks: int = 2
     time_mask_frames: int = 6
@@ -82,6 +89,46 @@ def add_noise_floor(waves: torch.Tensor, dbfs: tuple[float, float], generator: t
     return waves + level[:, None] * pink_noise(len(waves), waves.shape[1], generator)
 
 
+def change_speed(waves: torch.Tensor, speed: float, generator: torch.Generator) -> torch.Tensor:
+    """Play each window at a random speed in ``[1 - speed, 1 + speed]`` (pitch and tempo together, linear
+    interpolation), keeping its length: faster windows end in silence, slower ones are cut."""
+    n, samples = waves.shape
+    rate = 1.0 + _uniform(n, (-speed, speed), generator)
+    position = torch.arange(samples, dtype=torch.float32)[None, :] * rate[:, None]  # where output i reads from
+    left = position.floor().long()
+    frac = position - left
+    inside = left < samples - 1
+    left = left.clamp(max=samples - 2)
+    out = torch.gather(waves, 1, left) * (1 - frac) + torch.gather(waves, 1, left + 1) * frac
+    return out * inside
+
+
+def room_response(n: int, length: int, sample_rate: int, rt60_s: tuple[float, float],
+                  generator: torch.Generator) -> torch.Tensor:
+    """``n`` synthetic room impulse responses of ``length`` samples: Gaussian noise under a decay of 60 dB in
+    an RT60 drawn from ``rt60_s``, with the direct sound at t = 0; unit energy."""
+    t = torch.arange(length, dtype=torch.float32)[None, :] / sample_rate
+    rt60 = _uniform(n, rt60_s, generator)[:, None]
+    tail = torch.randn(n, length, generator=generator) * 10.0 ** (-3.0 * t / rt60)
+    tail[:, 0] = 1.0
+    return tail / tail.square().sum(dim=1, keepdim=True).sqrt()
+
+
+def add_reverb(waves: torch.Tensor, p: float, rt60_s: tuple[float, float], generator: torch.Generator,
+               sample_rate: int = 22050) -> torch.Tensor:
+    """With chance ``p``, convolve a window with a room response (its energy kept), mixed with the dry
+    window at a random wet share."""
+    n, samples = waves.shape
+    length = min(samples, int(rt60_s[1] * sample_rate))
+    rir = room_response(n, length, sample_rate, rt60_s, generator)
+    size = samples + length
+    wet = torch.fft.irfft(torch.fft.rfft(waves, n=size) * torch.fft.rfft(rir, n=size), n=size)[:, :samples]
+    wet = wet * (rms(waves) / rms(wet).clamp(min=1e-8))[:, None]
+    share = torch.rand(n, generator=generator)[:, None]
+    mixed = (1 - share) * waves + share * wet
+    return torch.where((torch.rand(n, generator=generator) < p)[:, None], mixed, waves)
+
+
 def spec_augment(x: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
     """Zero ``time_masks`` random runs of up to ``time_mask_frames`` frames and ``freq_masks`` runs of up to
     ``freq_mask_bands`` mel bands in each spectrogram ``[B, 1, F, T]`` (zero is the scale's floor)."""
@@ -100,8 +147,12 @@ def spec_augment(x: torch.Tensor, aug: Augmentation, generator: torch.Generator)
 
 
 def augment(waves: torch.Tensor, others: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
-    """The waveform steps in order: mix into other sounds, set a random level, add a noise floor."""
+    """The waveform steps in order: speed, mix into other sounds, room, level, noise floor."""
+    if aug.speed > 0:
+        waves = change_speed(waves, aug.speed, generator)
     waves = mix_into_others(waves, others, aug.mix_p, aug.mix_snr_db, generator)
+    if aug.reverb_p > 0:
+        waves = add_reverb(waves, aug.reverb_p, aug.rt60_s, generator)
     if aug.level_dbfs is not None:
         waves = set_level(waves, aug.level_dbfs, generator)
     if aug.floor_dbfs is not None:

@@ -113,6 +113,11 @@ def train(
     split: str = typer.Option("0.7,0.15,0.15", "--split", help="Shares of recordings for train, validation "
                               "(early stopping, the classifier) and test (the report's figures); test may be 0 "
                               "when the model is judged elsewhere."),
+    ensemble: int = typer.Option(1, "--ensemble", help="Train this many VAEs (different seeds) and average "
+                                 "their scores in the one exported file."),
+    speed: float = typer.Option(0.0, "--speed", help="Joint: play training windows up to this fraction faster "
+                                "or slower (pitch and pace), e.g. 0.15."),
+    reverb: float = typer.Option(0.0, "--reverb", help="Joint: chance of a synthetic room response per window."),
     spec_masks: bool = typer.Option(False, "--spec-masks", help="Joint: SpecAugment time and frequency masks."),
     other_active_db: Optional[float] = typer.Option(None, "--other-active-db", help="Cut other sounds' windows "
                                                     "from anywhere within this many dB of their loudest "
@@ -148,6 +153,7 @@ def train(
                          level_dbfs=_parse_range("--level", level) if level else None,
                          floor_dbfs=_parse_range("--noise-floor", noise_floor) if noise_floor else None,
                          spec_masks=spec_masks, other_active_db=other_active_db, split=_parse_split(split),
+                         speed=speed, reverb_p=reverb, ensemble=ensemble,
                          batch_size=batch_size,
                          max_windows_per_clip=windows_per_clip, device=device, seed=seed,
                          exclude_sources=excluded, progress=not quiet)

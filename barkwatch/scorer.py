@@ -1,12 +1,16 @@
 """The exported module: raw audio windows in, the VAE's loss terms and a bark probability out.
 
-``Scorer`` is everything between samples and a score: log-mel features and their scaling, the VAE (decoding
-the latent mean), the two loss terms RL and KL, and the linear classifier on (log RL, log KL) and, for models
-trained with a bark head, the latent mean. It is what
-``modelfile.save`` writes as TorchScript, so nothing outside it needs to know how features are computed.
+``Scorer`` is everything between samples and a score: log-mel features and their scaling, then one or more
+``Member``\\ s, each a VAE (decoding the latent mean) with its two loss terms RL and KL and its linear
+classifier on (log RL, log KL) and, for models trained with a bark head, the latent mean. With several members
+(an ensemble, ``barkwatch train --ensemble``) the score is the mean of their probabilities and RL and KL are
+their means. It is what ``modelfile.save`` writes as TorchScript, so nothing outside it needs to know how
+features are computed.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -16,14 +20,12 @@ from .features import Spectrogram
 from .model import VAE, loss_terms
 
 
-class Scorer(nn.Module):
-    """``forward(wave[B, N]) -> (rl[B], kl[B], score[B])`` for windows of exactly ``window_samples`` samples."""
+class Member(nn.Module):
+    """One VAE and the linear classifier on what it measures."""
 
-    def __init__(self, features: Spectrogram, vae: VAE, window_samples: int, classifier: LinearClassifier):
+    def __init__(self, vae: VAE, classifier: LinearClassifier):
         super().__init__()
-        self.features = features
         self.vae = vae
-        self.window_samples = window_samples
         self.log_floor = LOG_FLOOR
         self.register_buffer("clf_mean", torch.tensor(classifier.mean, dtype=torch.float32))
         self.register_buffer("clf_std", torch.tensor(classifier.std, dtype=torch.float32))
@@ -31,28 +33,6 @@ class Scorer(nn.Module):
         self.register_buffer("clf_bias", torch.tensor(classifier.bias, dtype=torch.float32))
         self.use_mu = len(classifier.mu_weight) > 0
         self.register_buffer("clf_mu_weight", torch.tensor(classifier.mu_weight or (0.0,), dtype=torch.float32))
-
-    @torch.jit.export
-    def spectrogram(self, wave: torch.Tensor) -> torch.Tensor:
-        """Normalised log-mel ``[B, 1, n_mels, frames]`` in [0, 1], the VAE's input."""
-        if wave.dim() != 2 or wave.size(1) != self.window_samples:
-            raise ValueError(
-                "expected a [batch, " + str(self.window_samples) + "] float tensor of mono samples, got "
-                + str(list(wave.shape))
-            )
-        return self.features(wave)
-
-    @torch.jit.export
-    def reconstruct(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input spectrogram, its reconstruction from the latent mean), both ``[B, 1, n_mels, frames]``."""
-        x = self.spectrogram(wave)
-        mu, _ = self.vae.encode(x)
-        return x, self.vae.decode(mu)
-
-    @torch.jit.export
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Spectrograms decoded from latent vectors ``z[B, latent]`` (the notebook's generation experiment)."""
-        return self.vae.decode(z)
 
     @torch.jit.export
     def classify(self, rl: torch.Tensor, kl: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
@@ -63,8 +43,53 @@ class Scorer(nn.Module):
             z = z + torch.matmul(mu, self.clf_mu_weight)
         return torch.sigmoid(z)
 
-    def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.spectrogram(wave)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.vae.encode(x)
         rl, kl = loss_terms(x, self.vae.decode(mu), mu, logvar)
         return rl, kl, self.classify(rl, kl, mu)
+
+
+class Scorer(nn.Module):
+    """``forward(wave[B, N]) -> (rl[B], kl[B], score[B])`` for windows of exactly ``window_samples`` samples.
+
+    ``Scorer(features, vae, window_samples, classifier)`` for one model;
+    ``Scorer.ensemble(features, [(vae, classifier), ...], window_samples)`` for several averaged.
+    """
+
+    def __init__(self, features: Spectrogram, vae: VAE | None, window_samples: int,
+                 classifier: LinearClassifier | None = None, members: Sequence[Member] = ()):
+        super().__init__()
+        self.features = features
+        if vae is not None:
+            assert classifier is not None, "a VAE needs its classifier"
+            members = [Member(vae, classifier)]
+        if not members:
+            raise ValueError("a Scorer needs at least one VAE")
+        self.members = nn.ModuleList(members)
+        self.window_samples = window_samples
+
+    @classmethod
+    def ensemble(cls, features: Spectrogram, models: Sequence[tuple[VAE, LinearClassifier]],
+                 window_samples: int) -> Scorer:
+        return cls(features, None, window_samples, members=[Member(v, c) for v, c in models])
+
+    @torch.jit.export
+    def spectrogram(self, wave: torch.Tensor) -> torch.Tensor:
+        """Normalised log-mel ``[B, 1, n_mels, frames]`` in [0, 1], the VAEs' input."""
+        if wave.dim() != 2 or wave.size(1) != self.window_samples:
+            raise ValueError(
+                "expected a [batch, " + str(self.window_samples) + "] float tensor of mono samples, got "
+                + str(list(wave.shape))
+            )
+        return self.features(wave)
+
+    def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.spectrogram(wave)
+        rl = torch.zeros(x.size(0), device=x.device)
+        kl = torch.zeros_like(rl)
+        score = torch.zeros_like(rl)
+        for member in self.members:
+            m_rl, m_kl, m_score = member(x)
+            rl, kl, score = rl + m_rl, kl + m_kl, score + m_score
+        n = float(len(self.members))
+        return rl / n, kl / n, score / n

@@ -65,6 +65,8 @@ class TrainConfig:
     level_dbfs: tuple[float, float] | None = None  # joint: random window level (matters with --norm db)
     floor_dbfs: tuple[float, float] | None = None  # joint: pink-noise floor under every window
     spec_masks: bool = False  # joint: SpecAugment time and frequency masks
+    speed: float = 0.0  # joint: speed perturbation, +- this fraction
+    reverb_p: float = 0.0  # joint: chance of a synthetic room response
     normalisation: str = "minmax"  # or "db", see features.py
     other_active_db: float | None = None  # negatives: windows within this many dB of the loudest (None: active_db)
     lr: float = 1e-3  # the notebook's 1e-2 makes the network diverge in eval mode after a few hundred steps
@@ -77,6 +79,7 @@ class TrainConfig:
     active_db: float = 6.0  # windows within this many dB of a clip's loudest window count as "active"
     hop_s: float = 0.25  # suggested detection hop, recorded in the model
     exclude_sources: frozenset[str] = frozenset()  # recordings held out of training entirely
+    ensemble: int = 1  # VAEs trained with different seeds, their probabilities averaged
     progress: bool = True
 
     def validate(self) -> None:
@@ -90,6 +93,8 @@ class TrainConfig:
             raise TrainingError(f"--norm {self.normalisation}: choose minmax or db")
         if self.window_s not in WINDOW_CHOICES:
             raise TrainingError(f"--window {self.window_s}: the window must be 1, 2 or 3 seconds")
+        if self.ensemble < 1:
+            raise TrainingError(f"--ensemble {self.ensemble}: train at least one model")
         if self.epochs < 1:
             raise TrainingError(f"--epochs {self.epochs}: train for at least one epoch")
         if self.max_windows_per_clip < 1:
@@ -322,7 +327,8 @@ def spectrograms(features: Spectrogram, waves: torch.Tensor) -> torch.Tensor:
 
 def augmentation(config: TrainConfig) -> Augmentation:
     return Augmentation(mix_p=config.mix_p, mix_snr_db=config.mix_snr_db, level_dbfs=config.level_dbfs,
-                        floor_dbfs=config.floor_dbfs, spec_masks=config.spec_masks)
+                        floor_dbfs=config.floor_dbfs, spec_masks=config.spec_masks, speed=config.speed,
+                        reverb_p=config.reverb_p)
 
 
 @dataclass
@@ -505,10 +511,30 @@ def fit_classifier(val: Terms, head: torch.nn.Linear | None) -> LinearClassifier
     return replace(provisional, threshold=best_threshold(labels, scores))
 
 
-def split_metrics(terms: Terms, clf: LinearClassifier) -> dict:
-    window_scores = clf.score(terms.rl, terms.kl, terms.mu)
+def classifier_for(config: TrainConfig, run: VAERun, features: Spectrogram, val: Windows,
+                   device: torch.device) -> tuple[Terms, LinearClassifier]:
+    """The validation terms of a trained VAE and the classifier fitted on them."""
+    val_terms = measure(run.vae, run.head, features, val, device)
+    fit_terms = val_terms
+    if config.objective == "joint":
+        # Fit the classifier on what the detector will hear too: the validation windows as they are and
+        # mixed, leveled and noised as in training (with the validation split's own other sounds).
+        noisy = augmented(val, config, copies=2)
+        fit_terms = Terms.concat([val_terms, measure(run.vae, run.head, features, noisy, device)])
+    return val_terms, fit_classifier(fit_terms, run.head)
+
+
+def ensemble_scores(member_terms: list[Terms], members: list[tuple[VAERun, LinearClassifier]]) -> np.ndarray:
+    """Each window's score: the mean of the members' probabilities, as ``Scorer`` computes it."""
+    return np.mean([c.score(t.rl, t.kl, t.mu) for t, (_, c) in zip(member_terms, members)], axis=0)
+
+
+def split_metrics(member_terms: list[Terms], members: list[tuple[VAERun, LinearClassifier]],
+                  threshold: float) -> dict:
+    terms = member_terms[0]
+    window_scores = ensemble_scores(member_terms, members)
     labels, scores = terms.clip_scores(window_scores)
-    out = summarise(labels, scores, clf.threshold)
+    out = summarise(labels, scores, threshold)
     out["clips"] = len(labels)
     out["windows"] = len(window_scores)
     out["window_roc_auc"] = roc_auc(terms.labels, window_scores)
@@ -579,14 +605,7 @@ def train(config: TrainConfig) -> TrainResult:
     best: tuple[float, VAERun, LinearClassifier] | None = None
     for rl_weight in config.rl_weights:
         run = train_vae(config, spectrogram, fit_on["train"], fit_on["val"], others, rl_weight, device)
-        val_terms = measure(run.vae, run.head, spectrogram, windows["val"], device)
-        fit_terms = val_terms
-        if config.objective == "joint":
-            # Fit the classifier on what the detector will hear too: the validation windows as they are and
-            # mixed, leveled and noised as in training (with the validation split's own other sounds).
-            noisy = augmented(windows["val"], config, copies=2)
-            fit_terms = Terms.concat([val_terms, measure(run.vae, run.head, spectrogram, noisy, device)])
-        clf = fit_classifier(fit_terms, run.head)
+        val_terms, clf = classifier_for(config, run, spectrogram, windows["val"], device)
         labels, scores = val_terms.clip_scores(clf.score(val_terms.rl, val_terms.kl, val_terms.mu))
         auc = roc_auc(labels, scores)
         pos = val_terms.labels == 1
@@ -601,11 +620,26 @@ def train(config: TrainConfig) -> TrainResult:
     assert best is not None
     _, run, clf = best
 
-    terms = {s: measure(run.vae, run.head, spectrogram, windows[s], device) for s in SPLITS if splits[s]}
-    metrics = {s: split_metrics(terms[s], clf) for s in terms}
+    # An ensemble: more VAEs at the chosen RL weight, differing only in their seed; the score is the mean.
+    members = [(run, clf)]
+    for k in range(1, config.ensemble):
+        log.info("ensemble member %d of %d", k + 1, config.ensemble)
+        extra = train_vae(replace(config, seed=config.seed + k), spectrogram, fit_on["train"], fit_on["val"],
+                          others, run.rl_weight, device)
+        members.append((extra, classifier_for(config, extra, spectrogram, windows["val"], device)[1]))
+
+    terms = {s: [measure(r.vae, r.head, spectrogram, windows[s], device) for r, _ in members]
+             for s in SPLITS if splits[s]}
+    if len(members) > 1:
+        val_labels, val_scores = terms["val"][0].clip_scores(ensemble_scores(terms["val"], members))
+        clf = replace(clf, threshold=best_threshold(val_labels, val_scores))
+    metrics = {s: split_metrics(terms[s], members, clf.threshold) for s in terms}
     seconds = time.monotonic() - started
 
-    scorer = Scorer(spectrogram.cpu(), run.vae.cpu(), n_samples, clf)
+    if len(members) == 1:
+        scorer = Scorer(spectrogram.cpu(), run.vae.cpu(), n_samples, clf)
+    else:
+        scorer = Scorer.ensemble(spectrogram.cpu(), [(r.vae.cpu(), c) for r, c in members], n_samples)
     metadata = {
         "barkwatch_version": __version__,
         "created": _local_now(),
@@ -616,7 +650,8 @@ def train(config: TrainConfig) -> TrainResult:
         "threshold": clf.threshold,
         "preset": config.preset,
         "network": PRESETS[config.preset].to_dict(),
-        "parameters": count_parameters(run.vae),
+        "parameters": sum(count_parameters(r.vae) for r, _ in members),
+        "ensemble": len(members),
         "features": {**features.to_dict(), "frames": features.frames(n_samples)},
         "classifier": clf.to_dict(),
         "training": {
@@ -654,7 +689,8 @@ def train(config: TrainConfig) -> TrainResult:
         from .report import write_report
 
         examples = _examples(spectrogram, splits, run.vae)
-        write_report(config.report, metadata=metadata, sweep=sweep, history=run.history, terms=terms,
+        write_report(config.report, metadata=metadata, sweep=sweep, history=run.history,
+                     terms={s: t[0] for s, t in terms.items()},
                      classifier=clf, examples=examples, skipped=skipped)
     return TrainResult(config.out, metadata, config.report, skipped)
 

@@ -659,14 +659,16 @@ def read_truth(mix: Path) -> dict:
 
 
 def evaluate(mix: Path, model_path: Path | None, baseline: str | None, data: Path | None, holdout: Path | None,
-             match: str = "start", compute: str = "auto", progress: bool = False) -> dict:
+             match: str = "start", compute: str = "auto", progress: bool = False, patience: int | None = None,
+             hop_s: float | None = None) -> dict:
     """All figures of one model (or the loudness baseline) on one mix, as a JSON-ready dict."""
     from barkwatch import metrics
 
     truth = read_truth(mix)
     clock = time.perf_counter()
     if baseline == "loudness":
-        model, device, hop_s, threshold = LoudnessModel(), "cpu", LoudnessModel.hop_s, None
+        model, device, hop_s, threshold = LoudnessModel(), "cpu", hop_s or LoudnessModel.hop_s, None
+        patience = patience or 2
         described = {"baseline": "loudness", "description": LoudnessModel.description,
                      "window_s": 1.0, "hop_s": hop_s}
     else:
@@ -678,7 +680,8 @@ def evaluate(mix: Path, model_path: Path | None, baseline: str | None, data: Pat
             model = load(model_path, device=device)
         except (ValueError, ModelFileError) as e:
             raise BenchError(str(e)) from e
-        hop_s, threshold = float(model.metadata.get("hop_s", 0.25)), model.threshold
+        hop_s, threshold = hop_s or float(model.metadata.get("hop_s", 0.25)), model.threshold
+        patience = patience or int(model.metadata.get("patience", 2))
         described = {"file": str(model_path), "sha256": model.sha256, "threshold": threshold,
                      "window_s": model.metadata.get("window_s"), "hop_s": hop_s, "preset": model.metadata.get("preset")}
 
@@ -690,8 +693,9 @@ def evaluate(mix: Path, model_path: Path | None, baseline: str | None, data: Pat
     segments = [Segment(s["start_s"], s["end_s"], s["category"]) for s in truth["backgrounds"]]
     hours = float(truth["duration_s"]) / 3600.0
     collar_s = model.window_samples / model.sample_rate if match == "start" else None
-    points = sweep(windows, barks, segments, hours, thresholds_for([w.score for w in windows]), collar_s)
-    at_model = (score_events(events_at(windows, threshold), barks, segments, hours, threshold, collar_s)
+    tracker = TrackerSettings(threshold=0.5, patience=patience)
+    points = sweep(windows, barks, segments, hours, thresholds_for([w.score for w in windows]), collar_s, tracker)
+    at_model = (score_events(events_at(windows, threshold, tracker), barks, segments, hours, threshold, collar_s)
                 if threshold is not None else None)
     sweep_s = time.perf_counter() - clock
 
@@ -703,7 +707,7 @@ def evaluate(mix: Path, model_path: Path | None, baseline: str | None, data: Pat
         "model": described,
         "engine": {"gate_dbfs": GATE_DBFS, "block_s": 1.0, "windows": len(windows),
                    "gated": sum(w.level_dbfs < GATE_DBFS for w in windows)},
-        "tracker": {k: v for k, v in vars(TrackerSettings(threshold=0.5)).items() if k != "threshold"},
+        "tracker": {k: v for k, v in vars(tracker).items() if k != "threshold"},
         "matching": {"rule": match, "collar_s": collar_s},
         "at_most_2_per_hour": summary(best_point(points, 2.0)),
         "at_most_0.5_per_hour": summary(best_point(points, 0.5)),
@@ -842,6 +846,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="start: an event finds a bark only if it starts within one window before the bark's "
                    "onset or during the bark (default); overlap: any overlapping event finds it")
     p.add_argument("--compute", default="auto", help="where the network runs: auto, cpu, cuda or mps")
+    p.add_argument("--patience", type=int, help="high windows that open an event (default: the model's, else 2)")
+    p.add_argument("--hop", type=float, help="seconds between windows (default: the model's)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is much faster "
                    "beside another busy process, whose cores torch's threads would otherwise fight for)")
     return parser
@@ -889,7 +895,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 torch.set_num_threads(args.threads)
             result = _finite(evaluate(args.mix, args.model, args.baseline, args.data, args.holdout, args.match,
-                                      args.compute, progress))
+                                      args.compute, progress, args.patience, args.hop))
             print(describe(result))
             if args.out is not None:
                 try:

@@ -73,3 +73,28 @@ def test_augment_runs_the_steps_in_order_and_keeps_shape():
     assert out.shape == waves.shape
     # the floor is 50 dB under the set level: the level dominates
     assert np.allclose(db(rms(out)).numpy(), -40.0, atol=0.05)
+
+
+def test_change_speed_shifts_a_tone_by_the_drawn_factor_and_keeps_length():
+    from barkwatch.augment import change_speed
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(22050) / 22050
+    tone = torch.sin(2 * np.pi * 1000 * t).repeat(50, 1)
+    out = change_speed(tone, 0.2, g)
+    assert out.shape == tone.shape
+    peaks = torch.fft.rfft(out[:, :16000], dim=1).abs().argmax(dim=1).float() * 22050 / 16000
+    assert peaks.min() >= 790 and peaks.max() <= 1210 and peaks.std() > 50  # 1 kHz x [0.8, 1.2], spread
+
+
+def test_reverb_keeps_level_and_adds_a_decaying_tail():
+    from barkwatch.augment import add_reverb
+
+    g = torch.Generator().manual_seed(0)
+    click = torch.zeros(20, 22050)
+    click[:, 1000:1100] = 0.5
+    out = add_reverb(click, 1.0, (0.4, 0.4), g)
+    assert torch.allclose(rms(out), rms(click), rtol=0.5)
+    after = out[:, 2000:6000].abs().mean(dim=1)  # silent in the dry window
+    assert (after > 1e-4).float().mean() > 0.8  # most windows got a tail (wet share is random)
+    assert torch.equal(add_reverb(click, 0.0, (0.4, 0.4), g), click)

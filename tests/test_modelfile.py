@@ -119,3 +119,36 @@ def test_missing_random_truncated_foreign_and_newer_files_are_refused(scorer, tm
         for n, data in items.items():
             z.writestr(n, data)
     _assert_refused(newer, "upgrade barkwatch")
+
+
+def test_an_ensemble_scores_the_mean_of_its_members_and_round_trips(tmp_path):
+    from barkwatch.scorer import Member
+
+    torch.manual_seed(0)
+    members = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        vae = VAE(PRESETS["small"], 128, 44).eval()
+        clf = LinearClassifier((0.0, 0.0), (1.0, 1.0), (0.3 * seed, -0.2), 0.1, 0.5, "logistic")
+        members.append((vae, clf))
+    ensemble = Scorer.ensemble(Spectrogram(), members, N).eval()
+    singles = [Scorer(Spectrogram(), v, N, c).eval() for v, c in members]
+    wave = torch.randn(3, N) * 0.1
+    with torch.no_grad():
+        expected = sum(s(wave)[2] for s in singles) / 2
+        assert torch.allclose(ensemble(wave)[2], expected, atol=1e-6)
+    path = modelfile.save(ensemble, {"threshold": 0.5, "sample_rate": 22050, "window_samples": N}, tmp_path / "e.pt")
+    loaded = modelfile.load(path)
+    with torch.no_grad():
+        assert torch.allclose(loaded.module(wave)[2], expected, atol=1e-5)
+    assert isinstance(ensemble.members[0], Member)
+
+
+def test_update_metadata_changes_the_threshold_and_keeps_the_network(tmp_path, scorer):
+    path = modelfile.save(scorer, {"threshold": 0.5, "sample_rate": 22050, "window_samples": N}, tmp_path / "m.pt")
+    out = modelfile.update_metadata(path, tmp_path / "m2.pt", {"threshold": 0.9, "calibration": {"budget": 1}})
+    a, b = modelfile.load(path), modelfile.load(out)
+    assert b.threshold == 0.9 and b.metadata["calibration"] == {"budget": 1} and a.threshold == 0.5
+    wave = torch.randn(2, N) * 0.1
+    with torch.no_grad():
+        assert torch.equal(a.module(wave)[2], b.module(wave)[2])
