@@ -10,6 +10,7 @@ No torch here, and sounddevice is imported only when a microphone is opened, so 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -111,6 +112,15 @@ class RingBuffer:
         With none unread, waits up to ``timeout`` seconds (``None``: until some arrive or the ring is closed)
         and returns an empty ``[0, channels]`` array if none came.
         """
+        return self.read_indexed(max_frames, timeout)[1]
+
+    def read_indexed(self, max_frames: int | None = None,
+                     timeout: float | None = None) -> tuple[int, np.ndarray]:
+        """``read``, with the number of the first frame returned (frames count from 0 at the first ``write``).
+
+        The number jumps past frames that were dropped, so a reader that counts samples to tell the time
+        knows where audio is missing and how much.
+        """
         with self._ready:
             if self._written == self._read and not self._closed:
                 self._ready.wait_for(lambda: self._written > self._read or self._closed, timeout)
@@ -122,8 +132,9 @@ class RingBuffer:
             out = np.empty((n, self.channels), dtype=np.float32)
             out[:split] = self._data[first:first + split]
             out[split:] = self._data[:n - split]
+            first_frame = self._read
             self._read += n
-            return out
+            return first_frame, out
 
     def close(self) -> None:
         """No more frames will come: wake a waiting reader; later writes are ignored."""
@@ -137,7 +148,8 @@ class AudioSource(Protocol):
 
     ``read`` returns ``[frames, channels]`` float32 blocks in [-1, 1] at ``samplerate``, an empty array when
     ``timeout`` passes with nothing new, and, once ``ended``, what is left and then empty arrays at once.
-    ``overruns`` counts the times audio was lost because a thread fell behind.
+    ``overruns`` counts the times audio was lost because a thread fell behind. ``read_indexed`` also returns
+    the number of the block's first frame since ``start``, which skips what was lost.
     """
 
     @property
@@ -158,6 +170,8 @@ class AudioSource(Protocol):
 
     def read(self, timeout: float | None = None) -> np.ndarray: ...
 
+    def read_indexed(self, timeout: float | None = None) -> tuple[int, np.ndarray]: ...
+
 
 class MicrophoneSource:
     """A PortAudio input stream whose callback copies each block into a ring, and nothing else.
@@ -170,7 +184,8 @@ class MicrophoneSource:
     When the stream ends without ``stop`` (the device was unplugged, the sound server died), ``failed`` is
     set and the ring is closed, so a waiting ``read`` returns at once. A stream that failed stays failed:
     open a new ``MicrophoneSource`` to try again. PortAudio knows only the devices it listed when
-    sounddevice was imported, so a device that comes back under a new index needs a new process.
+    sounddevice was imported (or when ``refresh_portaudio`` last ran), so a device that comes back under a
+    new index or name needs a refresh first.
     """
 
     def __init__(self, device: int | str | None, samplerate: float | None = None, channels: int | None = None,
@@ -252,6 +267,9 @@ class MicrophoneSource:
     def read(self, timeout: float | None = None) -> np.ndarray:
         return self._ring.read(timeout=timeout)
 
+    def read_indexed(self, timeout: float | None = None) -> tuple[int, np.ndarray]:
+        return self._ring.read_indexed(timeout=timeout)
+
     def wait_failed(self, timeout: float | None = None) -> bool:
         """Block until the stream fails (True) or ``timeout`` passes (False)."""
         return self._failed.wait(timeout)
@@ -331,6 +349,9 @@ class FilePlayer:
     def read(self, timeout: float | None = None) -> np.ndarray:
         return self._ring.read(timeout=timeout)
 
+    def read_indexed(self, timeout: float | None = None) -> tuple[int, np.ndarray]:
+        return self._ring.read_indexed(timeout=timeout)
+
     def wait_finished(self, timeout: float | None = None) -> bool:
         return self._finished.wait(timeout)
 
@@ -359,6 +380,117 @@ class FilePlayer:
             self._ring.close()  # first, so whoever sees ``finished`` finds the ring closed
             if played_out:
                 self._finished.set()
+
+
+def refresh_portaudio() -> None:
+    """Make PortAudio list the devices again (those plugged in, or whose sound server came back, since).
+
+    PortAudio enumerates devices only when it is initialised; terminating and initialising it again is the
+    way sounddevice's maintainer gives for re-enumerating (python-sounddevice issue #125). It closes every
+    open stream, so call it only with none open. The device list may differ afterwards: resolve devices
+    again rather than reusing indices. Raises ``CaptureError`` if PortAudio cannot start again.
+    """
+    import sounddevice as sd
+
+    try:
+        sd._terminate()
+    except sd.PortAudioError:  # not initialised (an earlier refresh failed half-way): initialise below
+        pass
+    try:
+        sd._initialize()  # redirects PortAudio's probing noise on stderr to /dev/null itself
+    except sd.PortAudioError as e:
+        raise CaptureError(f"PortAudio cannot start again ({_one_line(e)})") from e
+
+
+# What PortAudio's ALSA host API and ALSA itself print when a device fails or cannot be opened.
+NATIVE_NOISE = (
+    re.compile(r"Expression '.*' failed in '.*'(, line: \d+)?"),  # PortAudio's PA_ENSURE
+    re.compile(r"ALSA lib .*"),
+    re.compile(r"\s*"),  # the blank lines between them
+)
+
+
+class NativeStderrFilter:
+    """A ``with`` block in which lines written to file descriptor 2 that match ``drop`` are left out.
+
+    PortAudio and ALSA write several lines to stderr of their own every time a stream fails or cannot be
+    opened (from PortAudio's own threads, where nothing else can catch them); a listener that retries a
+    missing device for months would bury its log in them. File descriptor 2 is pointed at a pipe, and a
+    thread copies every other line to the real stderr, Python's included, in order. Leaving the block (or
+    ``close``) points fd 2 back and waits for the thread to copy what is left.
+    """
+
+    def __init__(self, drop: tuple[re.Pattern, ...] = NATIVE_NOISE):
+        self.drop = drop
+        self.dropped = 0
+        self._original: int | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> NativeStderrFilter:
+        import os
+        import sys
+
+        sys.stderr.flush()
+        try:
+            original = os.dup(2)
+            read_end, write_end = os.pipe()
+        except OSError:  # no stderr to filter
+            return self
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self._original = original
+        self._thread = threading.Thread(target=self._copy, args=(read_end, original), name="stderr filter",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        import os
+        import sys
+
+        original, self._original = self._original, None
+        if original is None:
+            return
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(original, 2)  # the pipe's last write end closes: the thread reads to its end and stops
+        self._thread.join(timeout=2.0)
+        os.close(original)
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _copy(self, read_end: int, out: int) -> None:
+        import os
+
+        pending = b""
+        with os.fdopen(read_end, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                kept = [line for line in lines if not self._noise(line)]
+                if kept:
+                    self._write(out, b"".join(line + b"\n" for line in kept))
+        if pending and not self._noise(pending):
+            self._write(out, pending)
+
+    def _noise(self, line: bytes) -> bool:
+        text = line.decode(errors="replace")
+        if any(pattern.fullmatch(text) for pattern in self.drop):
+            self.dropped += 1
+            return True
+        return False
+
+    @staticmethod
+    def _write(fd: int, data: bytes) -> None:
+        import os
+
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except OSError:  # stderr went away: nothing left to tell
+            pass
 
 
 def _one_line(error: Exception) -> str:

@@ -94,7 +94,7 @@ def train(
     negatives: Optional[Path] = typer.Option(None, "--negatives",
                                              help="Folder of other sounds. Without it: one-class fallback."),
     report: Optional[Path] = typer.Option(None, "--report", help="Folder for metrics.json and plots."),
-    preset: str = typer.Option("seed", "--preset", help="Network preset: seed (the notebook's), medium or small."),
+    preset: str = typer.Option("seed", "--preset", help="Network preset: seed (the notebook's), medium, small or pooled (small, pooled over time)."),
     window: int = typer.Option(3, "--window", help="Window length in seconds: 1, 2 or 3."),
     epochs: int = typer.Option(50, "--epochs", help="Most epochs per RL weight (early stopping may end sooner)."),
     rl_weight: List[str] = typer.Option(["1e8"], "--rl-weight",
@@ -113,6 +113,8 @@ def train(
     split: str = typer.Option("0.7,0.15,0.15", "--split", help="Shares of recordings for train, validation "
                               "(early stopping, the classifier) and test (the report's figures); test may be 0 "
                               "when the model is judged elsewhere."),
+    focal: float = typer.Option(0.0, "--focal", help="Joint: focal-loss exponent for the bark head (e.g. 2): "
+                                "hard, bark-like sounds weigh more than easy ones."),
     ensemble: int = typer.Option(1, "--ensemble", help="Train this many VAEs (different seeds) and average "
                                  "their scores in the one exported file."),
     speed: float = typer.Option(0.0, "--speed", help="Joint: play training windows up to this fraction faster "
@@ -154,6 +156,7 @@ def train(
                          floor_dbfs=_parse_range("--noise-floor", noise_floor) if noise_floor else None,
                          spec_masks=spec_masks, other_active_db=other_active_db, split=_parse_split(split),
                          speed=speed, reverb_p=reverb, ensemble=ensemble,
+                         focal_gamma=focal,
                          batch_size=batch_size,
                          max_windows_per_clip=windows_per_clip, device=device, seed=seed,
                          exclude_sources=excluded, progress=not quiet)
@@ -341,6 +344,155 @@ def detect(
             score_file.close()
     if failures:
         raise typer.Exit(1)
+
+
+@app.command()
+def listen(
+    device_spec: str = typer.Option("default", "--device", help="Input to listen to: an index, an exact name, "
+                                    "hw:N[,M], a unique part of a name, default, or file:PATH (a recording "
+                                    "played in real time). See `barkwatch devices`."),
+    samplerate: Optional[float] = typer.Option(None, "--samplerate", help="Capture rate in Hz (default: the "
+                                               "device's; the engine resamples to the model's)."),
+    channel: Optional[int] = typer.Option(None, "--channel", min=0, help="Use this input channel (0-based) "
+                                          "instead of mixing them."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: models/default.pt)."),
+    events: Optional[str] = typer.Option(None, "--events", help="Append bark_start/bark JSON Lines records "
+                                         "here as they happen ('-': stdout)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Score that counts as a bark "
+                                              "(default: the model's)."),
+    hop: Optional[float] = typer.Option(None, "--hop", help="Seconds between windows (default: the model's)."),
+    gate: float = typer.Option(-60.0, "--gate", help="Windows quieter than this (dBFS) skip the network."),
+    patience: int = typer.Option(2, "--patience", help="Consecutive windows above threshold that open an event."),
+    release: float = typer.Option(1.0, "--release", help="Seconds below threshold that close an event."),
+    merge: float = typer.Option(2.0, "--merge", help="Gaps shorter than this (seconds) join episodes."),
+    compute: str = typer.Option("auto", "--compute", help="Where the network runs: auto, cpu, cuda or mps."),
+    threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for the network. One keeps up "
+                                "many times over; more threads spin between the few windows a second and "
+                                "burn a core."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Add a status line every few seconds: level, "
+                                 "highest score, overruns, outages."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing (errors excepted)."),
+) -> None:
+    """Listen to a microphone and report each bark as it happens, until Ctrl-C or SIGTERM (exit code 0).
+
+    A lost device is reopened with backoff until it is back. A file: source ends with the file.
+    """
+    import os
+    import signal
+
+    from . import compute as compute_
+    from .capture import NativeStderrFilter
+    from .devices import DeviceError, FileSource, list_inputs, resolve
+    from .engine import EngineSettings
+    from .events import EventLog, EventLogError, TrackerSettings
+    from .listen import FileOpener, Listener, ListenError, MicrophoneOpener
+    from .modelfile import DEFAULT_MODEL, ModelFileError, load
+
+    _setup_logging(quiet)
+    if quiet and verbose:
+        fail("-q and -v: choose one")
+    try:
+        source = resolve(device_spec, [] if device_spec.startswith("file:") else list_inputs())
+    except DeviceError as e:
+        fail(str(e))
+    if isinstance(source, FileSource) and samplerate is not None:
+        fail("--samplerate applies to microphones: a file: source plays at its own rate")
+    if samplerate is not None and not samplerate > 0:
+        fail(f"--samplerate {samplerate:g}: must be a positive rate in Hz")
+    try:
+        device = compute_.resolve(compute)
+    except ValueError as e:
+        fail(f"--compute {e}")
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        loaded = load(model or DEFAULT_MODEL, device=str(device))
+    except ModelFileError as e:
+        fail(str(e))
+    try:
+        engine_settings = EngineSettings(hop_s=hop or float(loaded.metadata.get("hop_s", 0.25)), gate_dbfs=gate,
+                                         channel=channel)
+        tracker_settings = TrackerSettings(threshold=loaded.threshold if threshold is None else threshold,
+                                           patience=patience, release_s=release, merge_s=merge)
+    except ValueError as e:
+        fail(str(e))
+    if isinstance(source, FileSource):
+        opener = FileOpener(source.path)
+    else:
+        # At most 2 channels are opened unless --channel asks for a later one.
+        opener = MicrophoneOpener(source, device_spec, samplerate=samplerate,
+                                  channels=channel + 1 if channel is not None and channel >= 2 else None)
+
+    human = sys.stderr if events == "-" else sys.stdout
+    try:
+        log = EventLog(events) if events else None
+    except EventLogError as e:
+        fail(str(e), code=1)
+
+    def on_record(record: dict) -> None:
+        if log is not None:
+            log.write(record)
+        if record["event"] == "bark" and not quiet:
+            print(f"{record['start'][:19].replace('T', ' ')}  bark  {record['duration_s']:6.1f} s  "
+                  f"peak {record['peak_score']:.2f}", file=human, flush=True)
+
+    def on_status(line: str) -> None:
+        print(line, file=human, flush=True)
+
+    listener = Listener(opener, loaded, engine_settings=engine_settings, tracker_settings=tracker_settings,
+                        on_record=on_record, on_status=on_status if verbose else None,
+                        compute_device=str(device))
+    # PortAudio and ALSA print lines of their own each time a device fails or cannot be reopened.
+    noise = NativeStderrFilter()
+    with noise:
+        try:
+            listener.start()
+        except ListenError as e:
+            if log is not None:
+                log.close()
+            noise.close()
+            fail(str(e))
+
+        signals = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+        received: list[str] = []
+
+        def on_signal(signum, frame) -> None:  # the main thread, between bytecodes: only set flags
+            received.append(signals.get(signum, str(signum)))
+            listener.stop()
+
+        previous = {s: signal.signal(s, on_signal) for s in signals}
+        try:
+            while not listener.wait(0.2):
+                pass
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    code = 0
+    if listener.error:
+        typer.echo(f"barkwatch: error: {listener.error}", err=True)
+        code = 1
+    try:
+        if log is not None:
+            log.close()
+    except EventLogError as e:
+        typer.echo(f"barkwatch: error: {e}", err=True)
+        code = 1
+    s = listener.stats
+    if not quiet:
+        how = f"stopped by {received[0]}" if received else "ended"
+        print(f"{how}: {s.events} event(s) in {s.audio_s:.1f} s of audio from {opener.name}; "
+              f"{s.overruns} overrun(s)" + (f" ({s.dropped_s:.1f} s of audio lost)" if s.dropped_s else "")
+              + f", {s.outages} outage(s)" + (f" ({s.down_s:.1f} s down)" if s.outages else "")
+              + (f"; times put right by {s.resynced_s:.1f} s against the clock" if s.resynced_s else ""),
+              file=human, flush=True)
+    if listener.hung:
+        # A PortAudio call never returned (a frozen sound server); PortAudio's exit handler would hang too.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if code:
+        raise typer.Exit(code)
 
 
 def _fmt(value: Optional[float]) -> str:

@@ -23,6 +23,9 @@ class VAEConfig:
     strides: tuple[int, ...]
     latent: int
     kernel: int = 3
+    # Pool the last feature map over time (mean and max) before the latent: a bark anywhere in the window then
+    # looks the same to the latent, instead of the flattening layer learning each time position separately.
+    time_pooling: bool = False
 
     def __post_init__(self) -> None:
         if len(self.channels) != len(self.strides) or not self.channels:
@@ -37,6 +40,8 @@ PRESETS: dict[str, VAEConfig] = {
     "seed": VAEConfig(channels=(512, 256, 128, 64, 32), strides=(2, 2, 2, 2, 1), latent=128),
     # A light network of the same shape family (about 100x less compute), for small machines and quick tests.
     "small": VAEConfig(channels=(16, 32, 64, 64), strides=(2, 2, 2, 2), latent=32),
+    # The small network with its encoder pooled over time (see VAEConfig.time_pooling).
+    "pooled": VAEConfig(channels=(16, 32, 64, 64), strides=(2, 2, 2, 2), latent=32, time_pooling=True),
     # Twice the small network's channels (about 4x its compute), for when accuracy is worth a few ms a window.
     "medium": VAEConfig(channels=(32, 64, 128, 128), strides=(2, 2, 2, 2), latent=64),
 }
@@ -44,6 +49,13 @@ PRESETS: dict[str, VAEConfig] = {
 
 def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
+
+
+class TimePool(nn.Module):
+    """``[B, C, F, T]`` -> ``[B, 2 * C * F]``: the mean and the maximum over time of every channel and band."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.mean(dim=3), x.amax(dim=3)], dim=1).flatten(1)
 
 
 class VAE(nn.Module):
@@ -68,7 +80,11 @@ class VAE(nn.Module):
         for c, s in zip(config.channels, config.strides):
             enc += [nn.Conv2d(c_in, c, k, stride=s, padding=pad), nn.ReLU(), nn.BatchNorm2d(c)]
             c_in = c
-        enc += [nn.Flatten(), nn.Linear(flat, 2 * config.latent), nn.BatchNorm1d(2 * config.latent)]
+        if config.time_pooling:
+            enc += [TimePool(), nn.Linear(2 * last_c * last_h, 2 * config.latent)]
+        else:
+            enc += [nn.Flatten(), nn.Linear(flat, 2 * config.latent)]
+        enc += [nn.BatchNorm1d(2 * config.latent)]
         self.encoder = nn.Sequential(*enc)
 
         dec: list[nn.Module] = [

@@ -79,6 +79,7 @@ class TrainConfig:
     active_db: float = 6.0  # windows within this many dB of a clip's loudest window count as "active"
     hop_s: float = 0.25  # suggested detection hop, recorded in the model
     exclude_sources: frozenset[str] = frozenset()  # recordings held out of training entirely
+    focal_gamma: float = 0.0  # joint: focal loss exponent for the bark head (0: plain cross-entropy)
     ensemble: int = 1  # VAEs trained with different seeds, their probabilities averaged
     progress: bool = True
 
@@ -395,14 +396,28 @@ def _batch_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None, x: 
         return (rl_weight * rl + kl).mean(), rl, kl
     # Joint: the VAE loss divided by the RL weight (the same optimum), so that RL is on the scale of the
     # head's cross-entropy and head_weight sets the balance.
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(head(mu).squeeze(1), y, pos_weight=pos_weight)
+    logit = head(mu).squeeze(1)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, y, pos_weight=pos_weight, reduction="none")
+    if config.focal_gamma > 0:
+        # Focal loss (Lin et al. 2017): windows already classified well count less, so training keeps working
+        # on the rare bark-like sounds that decide the false alarms of a detector that listens all day.
+        p_true = torch.sigmoid(torch.where(y > 0.5, logit, -logit))
+        bce = bce * (1.0 - p_true).pow(config.focal_gamma)
+    bce = bce.mean()
     return (rl + kl / rl_weight).mean() + config.head_weight * bce, rl, kl
 
 
 def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: Windows, others: torch.Tensor,
               rl_weight: float, device: torch.device) -> VAERun:
-    """Train one VAE (and, for the joint objective, its head) with early stopping on ``val``."""
+    """Train one VAE (and, for the joint objective, its head) with early stopping on ``val``.
+
+    For the joint objective ``val`` is judged as heard in training too: the clean windows plus two augmented
+    copies (fixed for the run), so the epoch kept is the one that does best on noisy, mixed audio."""
     torch.manual_seed(config.seed)
+    if config.objective == "joint" and len(val.waves):
+        noisy = augmented(val, config, copies=2)
+        val = Windows(torch.cat([val.waves, noisy.waves]), torch.cat([val.labels, noisy.labels]),
+                      np.concatenate([val.clip_index, noisy.clip_index]))
     joint = config.objective == "joint"
     sample = spectrograms(features, train.waves[: 4 * config.batch_size].to(device))
     vae = VAE(PRESETS[config.preset], sample.shape[-2], sample.shape[-1])

@@ -36,6 +36,11 @@ recordings of an earlier holdout out of the draw: a validation split for choices
 The same data, holdout file and seed give the same mix, sample for sample, and the barks do not change the
 background: ``--barks-per-hour 0`` with the same seed gives the same mix without them.
 
+``calibrate`` writes a copy of a model whose threshold is the one that found the most barks at no more than
+``--budget`` false alarms an hour (default 1, half the target's 2, as a margin for new homes) in an earlier
+``evaluate --out`` of that model, which must be on a validation mix (``holdout --exclude`` makes its split):
+choosing the threshold on the test mix would make the test figures meaningless.
+
 ``evaluate`` scores every window of the mix with ``barkwatch.engine.Engine`` (the model's hop, gate
 -60 dBFS, 1 s blocks: what ``barkwatch detect`` does) and replays the scores through ``EventTracker`` (its
 default patience, release and merge) at each of about 200 thresholds. For one threshold:

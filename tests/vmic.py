@@ -41,7 +41,8 @@ class VirtualMic:
     ``start`` and ``stop`` bracket a test (or use it as a context manager); ``stop_server``, ``start_server``
     and ``restart`` take the server away and bring it back on the same socket, with the same device names,
     while the state directory (and so ``env()``) stays valid: what an audio server that crashes or restarts
-    mid-run looks like to a capturing process.
+    mid-run looks like to a capturing process. ``freeze`` and ``thaw`` stop and continue the server process
+    (SIGSTOP, SIGCONT): a hung server, which sends a capturing process no audio and no error at all.
     """
 
     def __init__(self, name: str = "vmic", rate: int = 22050, channels: int = 1):
@@ -51,6 +52,7 @@ class VirtualMic:
         self.channels = channels
         self.state: Path | None = None
         self._server: subprocess.Popen | None = None
+        self._frozen = False
 
     # Lifecycle
 
@@ -156,11 +158,27 @@ class VirtualMic:
             return
         if server.poll() is None:
             server.send_signal(sig)
+            if self._frozen:  # a stopped process acts on SIGTERM only once it runs again
+                server.send_signal(signal.SIGCONT)
+            self._frozen = False
             try:
                 server.wait(timeout)
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+    def freeze(self) -> None:
+        """Stop the server process (SIGSTOP): capture streams get no more audio, and no error either."""
+        if not self.running:
+            raise RuntimeError("virtual microphone: pulseaudio is not running")
+        self._server.send_signal(signal.SIGSTOP)
+        self._frozen = True
+
+    def thaw(self) -> None:
+        """Let a frozen server run again (SIGCONT)."""
+        if self._server is not None and self._frozen:
+            self._server.send_signal(signal.SIGCONT)
+        self._frozen = False
 
     def restart(self, down_s: float = 0.0) -> None:
         """Stop the server, wait ``down_s`` seconds, and start it again with the same names and socket."""
