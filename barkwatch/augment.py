@@ -13,6 +13,9 @@ All functions are pure (a torch ``Generator`` in, new tensors out) and work on b
   speed perturbation of Ko et al. 2015), so a few hundred barks stand for many more dogs.
 - ``add_reverb``: rooms. A synthetic room response (exponentially decaying noise, RT60 drawn per window) mixed
   in with a random wet share, so close-miked dataset barks also sound like a bark down the hall.
+- ``low_pass``: microphones and resamplers cut the top of the spectrum (a 44.1 kHz card resampled to 22,050 Hz
+  loses the top half kilohertz, a cheap USB microphone much more); a random cut-off keeps the model from
+  relying on the last bands.
 - ``spec_augment``: SpecAugment's time and frequency masks (Park et al. 2019), against learning one narrow cue.
 """
 
@@ -34,6 +37,8 @@ class Augmentation:
     speed: float = 0.0  # resample by a factor in [1 - speed, 1 + speed]
     reverb_p: float = 0.0  # chance of a room response per window
     rt60_s: tuple[float, float] = (0.1, 0.8)
+    lowpass_p: float = 0.0  # chance of a low-pass at a random cut-off per window
+    lowpass_hz: tuple[float, float] = (4000.0, 10500.0)
     spec_masks: bool = False
     time_masks: int = 2
     time_mask_frames: int = 6
@@ -129,6 +134,20 @@ def add_reverb(waves: torch.Tensor, p: float, rt60_s: tuple[float, float], gener
     return torch.where((torch.rand(n, generator=generator) < p)[:, None], mixed, waves)
 
 
+def low_pass(waves: torch.Tensor, p: float, cutoff_hz: tuple[float, float], generator: torch.Generator,
+             sample_rate: int = 22050) -> torch.Tensor:
+    """With chance ``p``, remove everything above a cut-off drawn from ``cutoff_hz`` (a brick wall in the
+    frequency domain, with a 200 Hz cosine taper against ringing)."""
+    n, samples = waves.shape
+    spectrum = torch.fft.rfft(waves, dim=1)
+    freqs = torch.fft.rfftfreq(samples, d=1.0 / sample_rate)[None, :]
+    cutoff = _uniform(n, cutoff_hz, generator)[:, None]
+    taper = ((cutoff - freqs) / 200.0).clamp(0.0, 1.0)
+    gain = 0.5 - 0.5 * torch.cos(torch.pi * taper)
+    filtered = torch.fft.irfft(spectrum * gain, n=samples, dim=1)
+    return torch.where((torch.rand(n, generator=generator) < p)[:, None], filtered, waves)
+
+
 def spec_augment(x: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
     """Zero ``time_masks`` random runs of up to ``time_mask_frames`` frames and ``freq_masks`` runs of up to
     ``freq_mask_bands`` mel bands in each spectrogram ``[B, 1, F, T]`` (zero is the scale's floor)."""
@@ -147,12 +166,14 @@ def spec_augment(x: torch.Tensor, aug: Augmentation, generator: torch.Generator)
 
 
 def augment(waves: torch.Tensor, others: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
-    """The waveform steps in order: speed, mix into other sounds, room, level, noise floor."""
+    """The waveform steps in order: speed, mix into other sounds, room, low-pass, level, noise floor."""
     if aug.speed > 0:
         waves = change_speed(waves, aug.speed, generator)
     waves = mix_into_others(waves, others, aug.mix_p, aug.mix_snr_db, generator)
     if aug.reverb_p > 0:
         waves = add_reverb(waves, aug.reverb_p, aug.rt60_s, generator)
+    if aug.lowpass_p > 0:
+        waves = low_pass(waves, aug.lowpass_p, aug.lowpass_hz, generator)
     if aug.level_dbfs is not None:
         waves = set_level(waves, aug.level_dbfs, generator)
     if aug.floor_dbfs is not None:

@@ -67,6 +67,7 @@ class TrainConfig:
     spec_masks: bool = False  # joint: SpecAugment time and frequency masks
     speed: float = 0.0  # joint: speed perturbation, +- this fraction
     reverb_p: float = 0.0  # joint: chance of a synthetic room response
+    lowpass_p: float = 0.0  # joint: chance of a random low-pass
     normalisation: str = "minmax"  # or "db", see features.py
     other_active_db: float | None = None  # negatives: windows within this many dB of the loudest (None: active_db)
     lr: float = 1e-3  # the notebook's 1e-2 makes the network diverge in eval mode after a few hundred steps
@@ -329,7 +330,7 @@ def spectrograms(features: Spectrogram, waves: torch.Tensor) -> torch.Tensor:
 def augmentation(config: TrainConfig) -> Augmentation:
     return Augmentation(mix_p=config.mix_p, mix_snr_db=config.mix_snr_db, level_dbfs=config.level_dbfs,
                         floor_dbfs=config.floor_dbfs, spec_masks=config.spec_masks, speed=config.speed,
-                        reverb_p=config.reverb_p)
+                        reverb_p=config.reverb_p, lowpass_p=config.lowpass_p)
 
 
 @dataclass

@@ -98,3 +98,15 @@ def test_reverb_keeps_level_and_adds_a_decaying_tail():
     after = out[:, 2000:6000].abs().mean(dim=1)  # silent in the dry window
     assert (after > 1e-4).float().mean() > 0.8  # most windows got a tail (wet share is random)
     assert torch.equal(add_reverb(click, 0.0, (0.4, 0.4), g), click)
+
+
+def test_low_pass_removes_what_is_above_the_cutoff_only():
+    from barkwatch.augment import low_pass
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(22050) / 22050
+    low, high = torch.sin(2 * np.pi * 1000 * t), torch.sin(2 * np.pi * 10800 * t)
+    out = low_pass((low + high).repeat(4, 1), 1.0, (4000.0, 10500.0), g)
+    spectrum = torch.fft.rfft(out, dim=1).abs()  # 1 Hz bins
+    assert torch.allclose(spectrum[:, 1000], torch.full((4,), 11025.0), rtol=1e-3)
+    assert (spectrum[:, 10800] < 1.0).all()
