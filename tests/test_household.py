@@ -330,6 +330,36 @@ def test_evaluate_a_model_reports_its_own_threshold(mix, holdout, random_model, 
     assert figures["clips"]["threshold"] == 0.5 and 0 <= figures["clips"]["balanced_accuracy"] <= 1
 
 
+def test_calibrate_takes_the_best_threshold_within_the_budget_from_an_evaluation(mix, random_model, tmp_path,
+                                                                                capsys):
+    import torch
+
+    from barkwatch import modelfile
+
+    with_barks, _ = mix
+    result = tmp_path / "val.json"
+    threads = torch.get_num_threads()
+    try:
+        assert household.main(["evaluate", "--model", str(random_model), "--mix", str(with_barks), "--out",
+                               str(result), "--compute", "cpu", "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    sweep = json.loads(result.read_text())["sweep"]
+    out = tmp_path / "calibrated.pt"
+    assert household.main(["calibrate", "--model", str(random_model), "--result", str(result), "--budget", "60",
+                           "--out", str(out)]) == 0
+    allowed = [p for p in sweep if p["false_alarms_per_hour"] <= 60]
+    best = max(allowed, key=lambda p: (p["recall"], p["threshold"]))
+    calibrated = modelfile.read_metadata(out)
+    assert calibrated["threshold"] == best["threshold"] != modelfile.read_metadata(random_model)["threshold"]
+    assert calibrated["calibration"]["budget_per_hour"] == 60 and calibrated["calibration"]["mix"] == str(with_barks)
+    # An evaluation of another model file is refused: its sweep says nothing about this one.
+    capsys.readouterr()
+    assert household.main(["calibrate", "--model", str(out), "--result", str(result), "--out",
+                           str(tmp_path / "x.pt")]) == 2
+    assert "different model" in capsys.readouterr().err
+
+
 def test_evaluate_needs_a_model_or_the_baseline_and_a_truth(mix, tmp_path, capsys):
     assert household.main(["evaluate", "--mix", str(mix[0])]) == 2
     assert "--model" in capsys.readouterr().err
