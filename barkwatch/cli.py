@@ -233,6 +233,48 @@ def devices(
     typer.echo(json.dumps([asdict(d) for d in inputs], indent=2) if as_json else format_table(inputs))
 
 
+# Options `detect` and `listen` share: the same detector, from a file or live.
+THRESHOLD_OPTION = typer.Option(None, "--threshold", help="Score that counts as a bark (default: the model's).")
+HOP_OPTION = typer.Option(None, "--hop", help="Seconds between windows (default: the model's).")
+GATE_OPTION = typer.Option(-60.0, "--gate", help="Windows quieter than this (dBFS) skip the network.")
+PATIENCE_OPTION = typer.Option(2, "--patience", help="Consecutive windows above threshold that open an event.")
+RELEASE_OPTION = typer.Option(1.0, "--release", help="Seconds below threshold that close an event.")
+MERGE_OPTION = typer.Option(2.0, "--merge", help="Gaps shorter than this (seconds) join episodes.")
+COMPUTE_OPTION = typer.Option("auto", "--compute", help="Where the network runs: auto, cpu, cuda or mps.")
+
+
+def _detector(model: Optional[Path], compute: str, threads: Optional[int], hop: Optional[float], gate: float,
+              threshold: Optional[float], patience: int, release: float, merge: float,
+              channel: Optional[int] = None):
+    """The model on its compute device and the engine and tracker settings the options give; one-line
+    errors for a bad device, model or setting."""
+    from . import compute as compute_module
+    from .engine import EngineSettings
+    from .events import TrackerSettings
+    from .modelfile import DEFAULT_MODEL, ModelFileError, load
+
+    try:
+        device = compute_module.resolve(compute)
+    except ValueError as e:
+        fail(f"--compute {e}")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)  # on a loaded machine one thread is often faster than several
+    try:
+        loaded = load(model or DEFAULT_MODEL, device=str(device))
+    except ModelFileError as e:
+        fail(str(e))
+    try:
+        engine_settings = EngineSettings(hop_s=hop or float(loaded.metadata.get("hop_s", 0.25)), gate_dbfs=gate,
+                                         channel=channel)
+        tracker_settings = TrackerSettings(threshold=loaded.threshold if threshold is None else threshold,
+                                           patience=patience, release_s=release, merge_s=merge)
+    except ValueError as e:
+        fail(str(e))
+    return device, loaded, engine_settings, tracker_settings
+
+
 @app.command()
 def detect(
     files: List[Path] = typer.Argument(..., help="Recordings to scan: wav, flac, ogg or mp3, any length."),
@@ -245,49 +287,29 @@ def detect(
                                         "(with several files: one PNG each, named after the file)."),
     clips: Optional[Path] = typer.Option(None, "--clips", help="Cut each event (1 s either side) to a FLAC "
                                          "file in this folder."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Score that counts as a bark "
-                                              "(default: the model's)."),
+    threshold: Optional[float] = THRESHOLD_OPTION,
     start: Optional[datetime] = typer.Option(None, "--start", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
                                                                        "%Y-%m-%d %H:%M:%S"],
                                              help="When the recording began (default: file time minus "
                                              "duration); applies to each file."),
-    hop: Optional[float] = typer.Option(None, "--hop", help="Seconds between windows (default: the model's)."),
-    gate: float = typer.Option(-60.0, "--gate", help="Windows quieter than this (dBFS) skip the network."),
-    patience: int = typer.Option(2, "--patience", help="Consecutive windows above threshold that open an event."),
-    release: float = typer.Option(1.0, "--release", help="Seconds below threshold that close an event."),
-    merge: float = typer.Option(2.0, "--merge", help="Gaps shorter than this (seconds) join episodes."),
-    compute: str = typer.Option("auto", "--compute", help="Where the network runs: auto, cpu, cuda or mps."),
+    hop: Optional[float] = HOP_OPTION,
+    gate: float = GATE_OPTION,
+    patience: int = PATIENCE_OPTION,
+    release: float = RELEASE_OPTION,
+    merge: float = MERGE_OPTION,
+    compute: str = COMPUTE_OPTION,
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the network "
                                           "(default: torch's choice, one per core)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar and no summary."),
 ) -> None:
     """Scan recordings for barks and report each event (exit code 1 if a file could not be read)."""
-    from . import compute as compute_
     from .detect import ScoreWriter, scan_file
-    from .engine import EngineSettings
-    from .events import EventLog, EventLogError, TrackerSettings
-    from .modelfile import DEFAULT_MODEL, ModelFileError, load
+    from .events import EventLog, EventLogError
 
     _setup_logging(quiet)
 
-    try:
-        device = compute_.resolve(compute)
-    except ValueError as e:
-        fail(f"--compute {e}")
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)  # on a loaded machine one thread is often faster than several
-    try:
-        loaded = load(model or DEFAULT_MODEL, device=str(device))
-    except ModelFileError as e:
-        fail(str(e))
-    try:
-        engine_settings = EngineSettings(hop_s=hop or float(loaded.metadata.get("hop_s", 0.25)), gate_dbfs=gate)
-        tracker_settings = TrackerSettings(threshold=loaded.threshold if threshold is None else threshold,
-                                           patience=patience, release_s=release, merge_s=merge)
-    except ValueError as e:
-        fail(str(e))
+    device, loaded, engine_settings, tracker_settings = _detector(model, compute, threads, hop, gate, threshold,
+                                                                  patience, release, merge)
 
     human = sys.stderr if events == "-" else sys.stdout
     log = None
@@ -360,14 +382,13 @@ def listen(
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: models/default.pt)."),
     events: Optional[str] = typer.Option(None, "--events", help="Append bark_start/bark JSON Lines records "
                                          "here as they happen ('-': stdout)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Score that counts as a bark "
-                                              "(default: the model's)."),
-    hop: Optional[float] = typer.Option(None, "--hop", help="Seconds between windows (default: the model's)."),
-    gate: float = typer.Option(-60.0, "--gate", help="Windows quieter than this (dBFS) skip the network."),
-    patience: int = typer.Option(2, "--patience", help="Consecutive windows above threshold that open an event."),
-    release: float = typer.Option(1.0, "--release", help="Seconds below threshold that close an event."),
-    merge: float = typer.Option(2.0, "--merge", help="Gaps shorter than this (seconds) join episodes."),
-    compute: str = typer.Option("auto", "--compute", help="Where the network runs: auto, cpu, cuda or mps."),
+    threshold: Optional[float] = THRESHOLD_OPTION,
+    hop: Optional[float] = HOP_OPTION,
+    gate: float = GATE_OPTION,
+    patience: int = PATIENCE_OPTION,
+    release: float = RELEASE_OPTION,
+    merge: float = MERGE_OPTION,
+    compute: str = COMPUTE_OPTION,
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for the network. One keeps up "
                                 "many times over; more threads spin between the few windows a second and "
                                 "burn a core."),
@@ -382,13 +403,10 @@ def listen(
     import os
     import signal
 
-    from . import compute as compute_
     from .capture import NativeStderrFilter
     from .devices import DeviceError, FileSource, list_inputs, resolve
-    from .engine import EngineSettings
-    from .events import EventLog, EventLogError, TrackerSettings
+    from .events import EventLog, EventLogError
     from .listen import FileOpener, Listener, ListenError, MicrophoneOpener
-    from .modelfile import DEFAULT_MODEL, ModelFileError, load
 
     _setup_logging(quiet)
     if quiet and verbose:
@@ -401,24 +419,8 @@ def listen(
         fail("--samplerate applies to microphones: a file: source plays at its own rate")
     if samplerate is not None and not samplerate > 0:
         fail(f"--samplerate {samplerate:g}: must be a positive rate in Hz")
-    try:
-        device = compute_.resolve(compute)
-    except ValueError as e:
-        fail(f"--compute {e}")
-    import torch
-
-    torch.set_num_threads(threads)
-    try:
-        loaded = load(model or DEFAULT_MODEL, device=str(device))
-    except ModelFileError as e:
-        fail(str(e))
-    try:
-        engine_settings = EngineSettings(hop_s=hop or float(loaded.metadata.get("hop_s", 0.25)), gate_dbfs=gate,
-                                         channel=channel)
-        tracker_settings = TrackerSettings(threshold=loaded.threshold if threshold is None else threshold,
-                                           patience=patience, release_s=release, merge_s=merge)
-    except ValueError as e:
-        fail(str(e))
+    device, loaded, engine_settings, tracker_settings = _detector(model, compute, threads, hop, gate, threshold,
+                                                                  patience, release, merge, channel)
     if isinstance(source, FileSource):
         opener = FileOpener(source.path)
     else:

@@ -317,6 +317,11 @@ class Windows:
         index = np.concatenate([np.full(len(c.waves), i) for i, c in enumerate(clips)])
         return cls(waves, labels, index)
 
+    @classmethod
+    def concat(cls, parts: list[Windows]) -> Windows:
+        return cls(torch.cat([p.waves for p in parts]), torch.cat([p.labels for p in parts]),
+                   np.concatenate([p.clip_index for p in parts]))
+
     def select(self, mask: torch.Tensor) -> Windows:
         return Windows(self.waves[mask], self.labels[mask], self.clip_index[mask.numpy()])
 
@@ -367,8 +372,8 @@ def augmented(windows: Windows, config: TrainConfig, copies: int) -> Windows:
     rng = torch.Generator().manual_seed(config.seed + 1)
     others = windows.waves[windows.labels == 0]
     aug = augmentation(config)
-    parts = [augment(windows.waves, others, aug, rng) for _ in range(copies)]
-    return Windows(torch.cat(parts), windows.labels.repeat(copies), np.tile(windows.clip_index, copies))
+    return Windows.concat([Windows(augment(windows.waves, others, aug, rng), windows.labels, windows.clip_index)
+                           for _ in range(copies)])
 
 
 def measure(vae: VAE, head: torch.nn.Linear | None, features: Spectrogram, windows: Windows, device: torch.device,
@@ -416,9 +421,7 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
     copies (fixed for the run), so the epoch kept is the one that does best on noisy, mixed audio."""
     torch.manual_seed(config.seed)
     if config.objective == "joint" and len(val.waves):
-        noisy = augmented(val, config, copies=2)
-        val = Windows(torch.cat([val.waves, noisy.waves]), torch.cat([val.labels, noisy.labels]),
-                      np.concatenate([val.clip_index, noisy.clip_index]))
+        val = Windows.concat([val, augmented(val, config, copies=2)])
     joint = config.objective == "joint"
     sample = spectrograms(features, train.waves[: 4 * config.batch_size].to(device))
     vae = VAE(PRESETS[config.preset], sample.shape[-2], sample.shape[-1])
