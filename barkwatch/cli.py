@@ -103,7 +103,8 @@ def train(
                                   "(the notebook); joint: it learns all sounds with a bark head on its latent mean."),
     head_weight: float = typer.Option(1.0, "--head-weight", help="Joint objective: weight of the bark head."),
     norm: str = typer.Option("minmax", "--norm", help="Spectrogram scaling: minmax (each window to [0, 1], the "
-                             "notebook's) or db (a fixed scale, -100 dBFS to full scale: keeps loudness)."),
+                             "notebook's), db (a fixed scale, -100 dBFS to full scale: keeps loudness) or peak (dB below the "
+                             "window's loudest cell: level-invariant, no stretching)."),
     mix_snr: str = typer.Option("-5,15", "--mix-snr", help="Joint: range of window-over-other-sound ratios "
                                 "(dB) when mixing."),
     level: Optional[str] = typer.Option(None, "--level", help="Joint: set each training window to a random RMS "

@@ -9,6 +9,10 @@ bank travels inside the file, so the features a model was trained on are the fea
 Min-max scaling throws away how loud a window is: a faint hiss in a silent room fills [0, 1] just as a bark
 does. ``normalisation="db"`` keeps it: a fixed scale from -100 dBFS (0) to full scale (1), where a full-scale
 sine reads 40 dB with ``ref`` 1.0, and no per-window top_db.
+
+``normalisation="peak"`` is level-invariant without min-max's stretching: each window's dB relative to its
+own loudest cell, the 80 dB below it mapped to 0..1. A quiet bark then looks like a loud one, while a faint
+steady hiss stays what it is: a narrow range near the top, nothing like a bark's contrast.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 from torch import nn
 
 
-NORMALISATIONS = ("minmax", "db")
+NORMALISATIONS = ("minmax", "db", "peak")
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class FeatureParams:
     ref: float = 1.0
     amin: float = 1e-10
     top_db: float = 80.0
-    normalisation: str = "minmax"  # or "db": a fixed scale, db_low..db_high (in dB re ``ref``) to 0..1
+    normalisation: str = "minmax"  # "db": a fixed scale, db_low..db_high (in dB re ``ref``) to 0..1; "peak"
     db_low: float = -60.0  # -100 dBFS: a full-scale sine is +40 dB re 1.0
     db_high: float = 40.0
 
@@ -65,7 +69,7 @@ class LogMel(nn.Module):
         self.hop_length = params.hop_length
         self.amin = params.amin
         # The fixed dB scale needs absolute levels; top_db would make them depend on the window's peak.
-        self.top_db = params.top_db if params.normalisation == "minmax" else 0.0
+        self.top_db = params.top_db if params.normalisation != "db" else 0.0
         self.ref_db = 10.0 * torch.log10(torch.tensor(max(params.amin, params.ref))).item()
         bank = librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels)
         self.register_buffer("mel_basis", torch.from_numpy(bank).float())
@@ -110,6 +114,8 @@ class Spectrogram(nn.Module):
         super().__init__()
         self.logmel = LogMel(params)
         self.minmax = params.normalisation == "minmax"
+        self.peak = params.normalisation == "peak"
+        self.top_db = params.top_db
         self.db_low = params.db_low
         self.db_high = params.db_high
 
@@ -117,4 +123,7 @@ class Spectrogram(nn.Module):
         db = self.logmel(wave)
         if self.minmax:
             return minmax_normalise(db).unsqueeze(1)
+        if self.peak:  # LogMel already floors at peak - top_db
+            peak = db.amax(dim=(-2, -1), keepdim=True)
+            return ((db - peak) / self.top_db + 1.0).unsqueeze(1)
         return ((db - self.db_low) / (self.db_high - self.db_low)).clamp(0.0, 1.0).unsqueeze(1)

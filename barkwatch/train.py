@@ -32,7 +32,7 @@ from . import __version__, compute, modelfile
 from .audio import AudioError, find_audio_files, load_audio
 from .classifier import LinearClassifier, fit_logistic, fit_one_class, log_terms
 from .augment import Augmentation, augment, spec_augment
-from .features import FeatureParams, Spectrogram, window_samples
+from .features import NORMALISATIONS, FeatureParams, Spectrogram, window_samples
 from .metrics import best_threshold, roc_auc, summarise
 from .model import PRESETS, VAE, count_parameters, loss_terms
 from .scorer import Scorer
@@ -91,8 +91,8 @@ class TrainConfig:
             raise TrainingError(f"--objective {self.objective}: choose {' or '.join(OBJECTIVES)}")
         if self.objective == "joint" and self.negatives is None:
             raise TrainingError("--objective joint needs --negatives: the head learns barks against other sounds")
-        if self.normalisation not in ("minmax", "db"):
-            raise TrainingError(f"--norm {self.normalisation}: choose minmax or db")
+        if self.normalisation not in NORMALISATIONS:
+            raise TrainingError(f"--norm {self.normalisation}: choose one of {', '.join(NORMALISATIONS)}")
         if self.window_s not in WINDOW_CHOICES:
             raise TrainingError(f"--window {self.window_s}: the window must be 1, 2 or 3 seconds")
         if self.ensemble < 1:

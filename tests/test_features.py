@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from barkwatch.audio import load_audio
-from barkwatch.features import FeatureParams, LogMel, minmax_normalise, window_samples
+from barkwatch.features import FeatureParams, LogMel, Spectrogram, minmax_normalise, window_samples
 
 from conftest import DOGS, OTHERS
 
@@ -79,3 +79,20 @@ def test_fixed_db_scale_keeps_loudness_and_maps_full_scale_to_one():
 def test_unknown_normalisation_is_refused():
     with pytest.raises(ValueError, match="normalisation"):
         FeatureParams(normalisation="pcen")
+
+
+def test_peak_normalisation_is_level_invariant_and_keeps_contrast():
+    """Peak scaling: a window 30 dB quieter gives the same input, and a quiet steady hiss keeps its narrow range
+    (min-max would stretch it to fill 0..1 like a bark)."""
+    peak = Spectrogram(FeatureParams(normalisation="peak"))
+    t = torch.arange(22050) / 22050.0
+    tone = 0.5 * torch.sin(2 * torch.pi * 440.0 * t) * (t < 0.3)
+    hiss = 0.001 * torch.randn(22050, generator=torch.Generator().manual_seed(0))
+    loud, quiet = peak(torch.stack([tone + hiss, (tone + hiss) * 10 ** (-30 / 20)]))
+    assert torch.allclose(loud, quiet, atol=1e-4)
+    assert loud.max() == 1.0 and loud.min() >= 0.0
+    def spread(x: torch.Tensor) -> float:
+        return float(x.quantile(0.9) - x.quantile(0.1))
+
+    minmax = Spectrogram(FeatureParams())
+    assert spread(peak(hiss.unsqueeze(0))) < 0.5 * spread(minmax(hiss.unsqueeze(0)))
