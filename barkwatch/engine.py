@@ -63,7 +63,8 @@ class Engine:
         self._emitted = 0  # windows cut so far; the next one is window number _emitted
         self._received = 0  # samples at the model's rate so far
 
-    def _mono(self, block: np.ndarray) -> np.ndarray:
+    def mono(self, block: np.ndarray) -> np.ndarray:
+        """The channel the settings pick, or all channels mixed, as float32."""
         block = np.asarray(block, dtype=np.float32)
         if block.ndim == 1:
             return block
@@ -73,7 +74,7 @@ class Engine:
 
     def feed(self, block: np.ndarray) -> list[WindowScore]:
         """Add a block (``[frames]`` or ``[frames, channels]``, float32 in [-1, 1]); score every window it completes."""
-        mono = self._mono(block)
+        mono = self.mono(block)
         if self._resampler is not None:
             mono = self._resampler.resample_chunk(mono, last=False)
         return self._take(mono)

@@ -44,6 +44,7 @@ Record = dict
 
 STALL_S = 5.0  # no audio for this long while the stream claims to run: an outage
 STATUS_EVERY_S = 5.0  # -v: one status line this often
+TICK_S = 0.5  # Hooks.tick comes at least this often, outages included
 READ_TIMEOUT_S = 0.1  # the worker checks for stop, the watchdog and the status at least this often
 STOP_BUDGET_S = 1.5  # after stop: at most this long to close the stream and score the audio in flight
 RESYNC_S = 1.0  # audio time this far from the wall clock is put right (see Listener._resync)
@@ -179,6 +180,28 @@ class FileOpener:
 
 
 @dataclass
+class Hooks:
+    """What a service hangs on the worker thread, besides the records: every method runs there, between
+    reads of the ring buffer, and must return quickly (hand slow work to a thread of its own).
+
+    The defaults do nothing; ``sinks.Outputs`` is the service's."""
+
+    def stream_began(self, start: datetime, samplerate: int) -> None:
+        """A new stream's first audio arrived; ``start`` is the wall-clock time of its first sample."""
+
+    def audio(self, mono: np.ndarray, offset_s: float) -> None:
+        """Audio as it was scored (the channel chosen or the mix, at the stream's rate, silence where audio was
+        lost), its first sample ``offset_s`` seconds after the stream's start."""
+
+    def stream_ended(self) -> None:
+        """The stream ended or failed; its last records have been handed out."""
+
+    def tick(self, status: str) -> None:
+        """Called at least every few tenths of a second while the worker is alive (``status``: listening,
+        waiting or reconnecting), so a watchdog petted here proves the worker is not stuck."""
+
+
+@dataclass
 class ListenStats:
     """Counters since the listener started; read them from any thread (each is replaced, never mutated)."""
 
@@ -268,7 +291,7 @@ class Listener:
     def __init__(self, opener: Opener, model, *, engine_settings: EngineSettings, tracker_settings: TrackerSettings,
                  on_record: Callable[[Record], None], on_status: Callable[[str], None] | None = None,
                  compute_device: str = "cpu", status_every_s: float = STATUS_EVERY_S, stall_s: float = STALL_S,
-                 backoff: Backoff = Backoff()):
+                 backoff: Backoff = Backoff(), hooks: Hooks | None = None):
         self.opener = opener
         self.model = model
         self.engine_settings = engine_settings
@@ -279,6 +302,8 @@ class Listener:
         self.status_every_s = status_every_s
         self.stall_s = stall_s
         self.backoff = backoff
+        self.hooks = hooks or Hooks()
+        self._new_tracker_settings: TrackerSettings | None = None
         self.model_info = {"file": model.path.name, "sha256": model.sha256}
         self.stats = ListenStats()
         self.error: str | None = None
@@ -313,6 +338,11 @@ class Listener:
     def stop(self) -> None:
         """Ask the worker to finish (safe from a signal handler and from any thread, and more than once)."""
         self._stop.set()
+
+    def update_tracker(self, settings: TrackerSettings) -> None:
+        """New event rules (a reloaded config), taken up by the worker before its next window, open event kept
+        (safe from a signal handler and from any thread)."""
+        self._new_tracker_settings = settings
 
     @property
     def stopping(self) -> bool:
@@ -370,6 +400,8 @@ class Listener:
                 if stream is None:
                     stream = _Stream(self, source, first, len(block))
                     self._announce(stream, again=self.stats.outages > 0)
+                    self.hooks.stream_began(stream.start, stream.rate)
+                self._apply_settings(stream)
                 self._take(stream, first, block)
                 self._resync(stream, now)
                 self._check_overruns(source)
@@ -389,6 +421,14 @@ class Listener:
                     return
                 stream, quiet_since = None, time.monotonic()
             self._status(stream, source, down=False)
+            self.hooks.tick("listening" if stream is not None else "waiting")
+
+    def _apply_settings(self, stream: _Stream) -> None:
+        settings, self._new_tracker_settings = self._new_tracker_settings, None
+        if settings is not None and settings != self.tracker_settings:
+            self.tracker_settings = stream.tracker.settings = settings
+            log.info("event rules now: threshold %.3f, patience %d, release %g s, merge %g s",
+                     settings.threshold, settings.patience, settings.release_s, settings.merge_s)
 
     def _announce(self, stream: _Stream, again: bool) -> None:
         if again:
@@ -407,12 +447,18 @@ class Listener:
         if gap > 0:
             stream.dropped += gap
             self.stats.dropped_s += gap / stream.rate
-            self._windows(stream, stream.engine.feed(np.zeros((gap, stream.channels), dtype=np.float32)))
-            stream.fed += gap
-        self._windows(stream, stream.engine.feed(block))
-        stream.fed += len(block)
+            self._feed(stream, np.zeros((gap, stream.channels), dtype=np.float32))
+        self._feed(stream, block)
         stream.next_frame = first + len(block)
         self.stats.audio_s += len(block) / stream.rate
+
+    def _feed(self, stream: _Stream, block: np.ndarray) -> None:
+        mono = stream.engine.mono(block)
+        # Audio first, so that a clip begun by a record in this block already holds the block.
+        self.hooks.audio(mono, stream.fed_s)
+        windows = stream.engine.feed(mono)
+        stream.fed += len(block)
+        self._windows(stream, windows)
 
     def _resync(self, stream: _Stream, now: float) -> None:
         """Keep the sample count within ``RESYNC_S`` of the wall clock.
@@ -426,8 +472,7 @@ class Listener:
         behind = (now - stream.began) - stream.fed_s
         if behind > RESYNC_S:
             frames = int(round(behind * stream.rate))
-            self._windows(stream, stream.engine.feed(np.zeros((frames, stream.channels), dtype=np.float32)))
-            stream.fed += frames
+            self._feed(stream, np.zeros((frames, stream.channels), dtype=np.float32))
             self.stats.resynced_s += frames / stream.rate
             log.info("%s: %.1f s less audio came than the clock says (the device paused?): counted as silence",
                      self.opener.name, frames / stream.rate)
@@ -469,6 +514,7 @@ class Listener:
             self._take(stream, first, block)
         self._windows(stream, stream.engine.finish())
         self._emit(stream, stream.tracker.flush(at_s=stream.fed_s))
+        self.hooks.stream_ended()
 
     def _stop_source(self, source: AudioSource) -> bool:
         """Stop the source on a helper thread; False if a stop was asked for and it never returned."""
@@ -539,10 +585,12 @@ class Listener:
         """Wait ``seconds`` between attempts, still writing status lines; True if a stop was asked for."""
         until = time.monotonic() + seconds
         while (left := until - time.monotonic()) > 0:
-            if self._stop.wait(min(left, max(self._next_status - time.monotonic(), 0.01))):
+            # Short waits: the hooks' tick (a watchdog) must keep coming through a 30 s backoff.
+            if self._stop.wait(min(left, TICK_S, max(self._next_status - time.monotonic(), 0.01))):
                 self.stats.down_s += time.monotonic() - went
                 return True
             self._status(None, None, down=True, went=went)
+            self.hooks.tick("reconnecting")
         return self._stop.is_set()
 
     def _status(self, stream: _Stream | None, source: AudioSource | None, down: bool, went: float = 0.0) -> None:
