@@ -32,12 +32,12 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     raise typer.Exit(code)
 
 
-def _setup_logging(quiet: bool = False) -> None:
+def _setup_logging(quiet: bool = False, level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("barkwatch: %(levelname)s: %(message)s"))
     logger = logging.getLogger("barkwatch")
     logger.handlers[:] = [handler]
-    logger.setLevel(logging.ERROR if quiet else logging.INFO)
+    logger.setLevel(logging.ERROR if quiet else getattr(logging, level.upper()))
     logger.propagate = False
 
 
@@ -246,7 +246,7 @@ COMPUTE_OPTION = typer.Option("auto", "--compute", help="Where the network runs:
 
 def _detector(model: Optional[Path], compute: str, threads: Optional[int], hop: Optional[float], gate: float,
               threshold: Optional[float], patience: int, release: float, merge: float,
-              channel: Optional[int] = None):
+              channel: Optional[int] = None, max_duration: float = 600.0):
     """The model on its compute device and the engine and tracker settings the options give; one-line
     errors for a bad device, model or setting."""
     from . import compute as compute_module
@@ -270,7 +270,8 @@ def _detector(model: Optional[Path], compute: str, threads: Optional[int], hop: 
         engine_settings = EngineSettings(hop_s=hop or float(loaded.metadata.get("hop_s", 0.25)), gate_dbfs=gate,
                                          channel=channel)
         tracker_settings = TrackerSettings(threshold=loaded.threshold if threshold is None else threshold,
-                                           patience=patience, release_s=release, merge_s=merge)
+                                           patience=patience, release_s=release, merge_s=merge,
+                                           max_duration_s=max_duration)
     except ValueError as e:
         fail(str(e))
     return device, loaded, engine_settings, tracker_settings
@@ -371,133 +372,199 @@ def detect(
         raise typer.Exit(1)
 
 
+def _load_config(config_file: Optional[Path], flags: dict):
+    """The effective configuration (flags > BARKWATCH_* environment > config file > defaults), or exit 2 with
+    the one-line reason."""
+    from .config import ConfigError, load_config
+
+    try:
+        return load_config(config_file, flags=flags)
+    except ConfigError as e:
+        fail(str(e))
+
+
+CONFIG_OPTION = typer.Option(None, "--config", help="Configuration file (default: ./config.yaml, then "
+                             "$XDG_CONFIG_HOME/barkwatch/config.yaml, then /etc/barkwatch/config.yaml).")
+
+
 @app.command()
 def listen(
-    device_spec: str = typer.Option("default", "--device", help="Input to listen to: an index, an exact name, "
-                                    "hw:N[,M], a unique part of a name, default, or file:PATH (a recording "
-                                    "played in real time). See `barkwatch devices`."),
+    device_spec: Optional[str] = typer.Option(None, "--device", help="Input to listen to: an index, an exact "
+                                              "name, hw:N[,M], a unique part of a name, default, or file:PATH (a "
+                                              "recording played in real time). See `barkwatch devices`."),
     samplerate: Optional[float] = typer.Option(None, "--samplerate", help="Capture rate in Hz (default: the "
                                                "device's; the engine resamples to the model's)."),
     channel: Optional[int] = typer.Option(None, "--channel", min=0, help="Use this input channel (0-based) "
                                           "instead of mixing them."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: models/default.pt)."),
     events: Optional[str] = typer.Option(None, "--events", help="Append bark_start/bark JSON Lines records "
-                                         "here as they happen ('-': stdout)."),
+                                         "to this one file ('-': stdout) instead of the daily logs in the "
+                                         "events folder."),
     threshold: Optional[float] = THRESHOLD_OPTION,
     hop: Optional[float] = HOP_OPTION,
-    gate: float = GATE_OPTION,
-    patience: int = PATIENCE_OPTION,
-    release: float = RELEASE_OPTION,
-    merge: float = MERGE_OPTION,
-    compute: str = COMPUTE_OPTION,
-    threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for the network. One keeps up "
-                                "many times over; more threads spin between the few windows a second and "
-                                "burn a core."),
+    gate: Optional[float] = typer.Option(None, "--gate", help="Windows quieter than this (dBFS) skip the "
+                                         "network (default -60)."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Consecutive windows above threshold that "
+                                           "open an event (default 2)."),
+    release: Optional[float] = typer.Option(None, "--release", help="Seconds below threshold that close an "
+                                            "event (default 1)."),
+    merge: Optional[float] = typer.Option(None, "--merge", help="Gaps shorter than this (seconds) join "
+                                          "episodes (default 2)."),
+    compute: Optional[str] = typer.Option(None, "--compute", help="Where the network runs: auto, cpu, cuda or "
+                                          "mps (default auto)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the network "
+                                          "(default 1: one keeps up many times over; more threads spin "
+                                          "between the few windows a second and burn a core)."),
+    clips: Optional[bool] = typer.Option(None, "--clips/--no-clips", help="Save each event as audio with pre- "
+                                         "and post-roll (default: on)."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Folder for the status file, and the "
+                                             "events and clips unless configured elsewhere."),
+    config_file: Optional[Path] = CONFIG_OPTION,
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Add a status line every few seconds: level, "
                                  "highest score, overruns, outages."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing (errors excepted)."),
 ) -> None:
     """Listen to a microphone and report each bark as it happens, until Ctrl-C or SIGTERM (exit code 0).
 
-    A lost device is reopened with backoff until it is back. A file: source ends with the file.
+    Settings come from the flags, BARKWATCH_* variables, the config file and the defaults, in that order
+    (`barkwatch config` shows the result). A lost device is reopened with backoff until it is back. A file:
+    source ends with the file. SIGHUP reloads the configuration without stopping.
     """
-    import os
-    import signal
-
-    from .capture import NativeStderrFilter
-    from .devices import DeviceError, FileSource, list_inputs, resolve
-    from .events import EventLog, EventLogError
-    from .listen import FileOpener, Listener, ListenError, MicrophoneOpener
-
-    _setup_logging(quiet)
     if quiet and verbose:
         fail("-q and -v: choose one")
+    flags = {"audio.device": device_spec, "audio.samplerate": samplerate, "audio.channel": channel,
+             "model.path": model, "model.compute": compute, "model.threads": threads,
+             "detector.threshold": threshold, "detector.hop_s": hop, "detector.gate_dbfs": gate,
+             "detector.patience": patience, "detector.release_s": release, "detector.merge_s": merge,
+             "clips.enabled": clips, "paths.state_dir": state_dir}
+    loaded_config = _load_config(config_file, flags)
+    cfg = loaded_config.config
+    from .devices import DeviceError, FileSource, list_inputs, resolve
+
+    _setup_logging(quiet, cfg.logging.level)
+    spec = cfg.audio.device
     try:
-        source = resolve(device_spec, [] if device_spec.startswith("file:") else list_inputs())
+        source = resolve(spec, [] if spec.startswith("file:") else list_inputs())
     except DeviceError as e:
         fail(str(e))
-    if isinstance(source, FileSource) and samplerate is not None:
+    if isinstance(source, FileSource) and cfg.audio.samplerate is not None:
         fail("--samplerate applies to microphones: a file: source plays at its own rate")
-    if samplerate is not None and not samplerate > 0:
-        fail(f"--samplerate {samplerate:g}: must be a positive rate in Hz")
-    device, loaded, engine_settings, tracker_settings = _detector(model, compute, threads, hop, gate, threshold,
-                                                                  patience, release, merge, channel)
-    if isinstance(source, FileSource):
-        opener = FileOpener(source.path)
-    else:
-        # At most 2 channels are opened unless --channel asks for a later one.
-        opener = MicrophoneOpener(source, device_spec, samplerate=samplerate,
-                                  channels=channel + 1 if channel is not None and channel >= 2 else None)
+    d = cfg.detector
+    device, loaded, engine_settings, tracker_settings = _detector(
+        Path(cfg.model.path) if cfg.model.path else None, cfg.model.compute, cfg.model.threads, d.hop_s,
+        d.gate_dbfs, d.threshold, d.patience, d.release_s, d.merge_s, cfg.audio.channel, d.max_duration_s)
+    from .serve import run_listen
 
-    human = sys.stderr if events == "-" else sys.stdout
-    try:
-        log = EventLog(events) if events else None
-    except EventLogError as e:
-        fail(str(e), code=1)
-
-    def on_record(record: dict) -> None:
-        if log is not None:
-            log.write(record)
-        if record["event"] == "bark" and not quiet:
-            print(f"{record['start'][:19].replace('T', ' ')}  bark  {record['duration_s']:6.1f} s  "
-                  f"peak {record['peak_score']:.2f}", file=human, flush=True)
-
-    def on_status(line: str) -> None:
-        print(line, file=human, flush=True)
-
-    listener = Listener(opener, loaded, engine_settings=engine_settings, tracker_settings=tracker_settings,
-                        on_record=on_record, on_status=on_status if verbose else None,
-                        compute_device=str(device))
-    # PortAudio and ALSA print lines of their own each time a device fails or cannot be reopened.
-    noise = NativeStderrFilter()
-    with noise:
-        try:
-            listener.start()
-        except ListenError as e:
-            if log is not None:
-                log.close()
-            noise.close()
-            fail(str(e))
-
-        signals = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
-        received: list[str] = []
-
-        def on_signal(signum, frame) -> None:  # the main thread, between bytecodes: only set flags
-            received.append(signals.get(signum, str(signum)))
-            listener.stop()
-
-        previous = {s: signal.signal(s, on_signal) for s in signals}
-        try:
-            while not listener.wait(0.2):
-                pass
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-    code = 0
-    if listener.error:
-        typer.echo(f"barkwatch: error: {listener.error}", err=True)
-        code = 1
-    try:
-        if log is not None:
-            log.close()
-    except EventLogError as e:
-        typer.echo(f"barkwatch: error: {e}", err=True)
-        code = 1
-    s = listener.stats
-    if not quiet:
-        how = f"stopped by {received[0]}" if received else "ended"
-        print(f"{how}: {s.events} event(s) in {s.audio_s:.1f} s of audio from {opener.name}; "
-              f"{s.overruns} overrun(s)" + (f" ({s.dropped_s:.1f} s of audio lost)" if s.dropped_s else "")
-              + f", {s.outages} outage(s)" + (f" ({s.down_s:.1f} s down)" if s.outages else "")
-              + (f"; times put right by {s.resynced_s:.1f} s against the clock" if s.resynced_s else ""),
-              file=human, flush=True)
-    if listener.hung:
-        # A PortAudio call never returned (a frozen sound server); PortAudio's exit handler would hang too.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    code = run_listen(loaded_config, source, loaded, engine_settings, tracker_settings, compute_device=str(device),
+                      reload=lambda: _reload_config(config_file, flags), events=events, verbose=verbose,
+                      quiet=quiet)
     if code:
         raise typer.Exit(code)
+
+
+def _reload_config(config_file: Optional[Path], flags: dict):
+    from .config import load_config
+
+    return load_config(config_file, flags=flags)
+
+
+@app.command("config")
+def config_command(
+    show: bool = typer.Option(True, "--show/--check", help="Print the effective configuration with where each "
+                              "value came from (default), or only check it."),
+    config_file: Optional[Path] = CONFIG_OPTION,
+) -> None:
+    """Show the effective configuration: flags > BARKWATCH_* environment > config file > defaults.
+
+    A bad key or value is one line naming it, exit code 2. The output is itself a valid config file.
+    """
+    from .config import format_config
+
+    loaded = _load_config(config_file, {})
+    if show:
+        typer.echo(format_config(loaded), nl=False)
+    else:
+        typer.echo(f"{loaded.file or 'defaults'}: OK")
+
+
+@app.command()
+def events(
+    follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new events as they are written, "
+                                "like tail -f."),
+    since: Optional[str] = typer.Option(None, "--since", help="From this time: 2h, 30m, 7d, today, yesterday, "
+                                        "2026-11-25 or 2026-11-25T08:00 (default: today; with -f, now)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Up to this time (same forms)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON Lines records as they are stored."),
+    every: bool = typer.Option(False, "--all", help="Show bark_start records too, not only finished barks."),
+    events_dir: Optional[Path] = typer.Option(None, "--dir", help="Events folder (default: from the config)."),
+    config_file: Optional[Path] = CONFIG_OPTION,
+) -> None:
+    """Show the barks in the event log: a table, or the records as JSON Lines; -f follows new ones."""
+    from datetime import datetime as _dt
+
+    from .config import resolve_dirs
+    from .eventlog import follow as follow_events, format_line, format_table, parse_when, read_events
+
+    if events_dir is None:
+        events_dir = resolve_dirs(_load_config(config_file, {}).config)[1]
+    now = _dt.now().astimezone()
+    try:
+        start = parse_when(since, now) if since else (None if follow else parse_when("today", now))
+        end = parse_when(until, now) if until else None
+    except ValueError as e:
+        fail(f"--since/--until: {e}")
+    if not follow:
+        if not events_dir.is_dir():
+            fail(f"{events_dir}: no event log here yet (is barkwatch listening? see `barkwatch status`)", code=1)
+        records = list(read_events(events_dir, start, end))
+        if as_json:
+            for r in records:
+                typer.echo(json.dumps(r, ensure_ascii=False))
+        else:
+            typer.echo(format_table(records, every=every))
+        return
+    try:
+        for record in follow_events(events_dir, since=start):
+            if end is not None and record.get("start", "") >= end.isoformat():
+                continue
+            if as_json:
+                print(json.dumps(record, ensure_ascii=False), flush=True)
+            elif every or record.get("event") == "bark":
+                print(format_line(record), flush=True)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Print the status file as it is."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="The service's state folder "
+                                             "(default: from the config; the service's is /var/lib/barkwatch)."),
+    config_file: Optional[Path] = CONFIG_OPTION,
+) -> None:
+    """Is barkwatch listening? Device, since when, events today, last event, overruns, outages, clips on disk.
+
+    Exit code 0 when it is running, 3 when it is not (as `systemctl status`)."""
+    from dataclasses import asdict
+    from datetime import datetime as _dt
+
+    from .config import resolve_dirs
+    from .service import format_status, pid_alive, read_state, state_path
+
+    if state_dir is None:
+        state_dir = resolve_dirs(_load_config(config_file, {}).config)[0]
+    path = state_path(state_dir)
+    state = read_state(path)
+    if state is None:
+        fail(f"{path}: no status file: barkwatch has not run with this state folder (try --state-dir "
+             "/var/lib/barkwatch for the service)", code=3)
+    alive = pid_alive(state.pid) and state.status != "stopped"
+    if as_json:
+        typer.echo(json.dumps({**asdict(state), "running": alive}, indent=1))
+    else:
+        typer.echo(format_status(state, _dt.now().astimezone(), alive))
+    if not alive:
+        raise typer.Exit(3)
 
 
 def _fmt(value: Optional[float]) -> str:

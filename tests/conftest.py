@@ -15,6 +15,21 @@ DOGS = SAMPLES / "dog"
 OTHERS = SAMPLES / "other"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_state(tmp_path_factory):
+    """Every barkwatch the tests start keeps its state (events, clips, status file) and finds its user config
+    in a folder of the test session's, never in the home folder of whoever runs the tests."""
+    root = tmp_path_factory.mktemp("xdg")
+    saved = {k: os.environ.get(k) for k in ("XDG_STATE_HOME", "XDG_CONFIG_HOME")}
+    os.environ["XDG_STATE_HOME"], os.environ["XDG_CONFIG_HOME"] = str(root / "state"), str(root / "config")
+    yield root
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run ``barkwatch`` as a user would: a fresh process, output captured, no terminal."""
     env = dict(os.environ, PYTHONWARNINGS="default")  # any warning torch emits would show in stderr
