@@ -1,0 +1,95 @@
+"""The benchmark runner (benchmarks/run.py): a quick run writes its JSON and Markdown with numbers in them, and
+a benchmark that fails is recorded without stopping the others. Speeds are not asserted: they depend on the
+machine and on what else runs on it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+
+from conftest import REPO
+
+spec = importlib.util.spec_from_file_location("bench_run", REPO / "benchmarks" / "run.py")
+bench_run = importlib.util.module_from_spec(spec)
+sys.modules["bench_run"] = bench_run  # its dataclasses look their module up while it runs
+spec.loader.exec_module(bench_run)
+
+
+def positive(stats: dict) -> bool:
+    return stats["n"] >= 1 and stats["median"] > 0 and stats["min"] <= stats["median"] <= stats["max"]
+
+
+def test_quick_run_writes_json_and_markdown_with_numbers(tmp_path):
+    began = time.monotonic()
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--only",
+                             "network,detect,startup", "--out", str(tmp_path)],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    took = time.monotonic() - began
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["quick"] is True
+    assert results["machine"]["cores"] >= 1 and results["machine"]["torch"]
+    bench = results["benchmarks"]
+    assert list(bench) == ["network", "detect", "startup"]
+    assert not [name for name, b in bench.items() if "error" in b]
+
+    rows = {row["name"]: row for row in bench["network"]["rows"]}
+    assert {"seed", "small", "pooled", "medium", "models/default.pt"} <= set(rows)
+    for row in rows.values():
+        assert set(row["ms_per_window"]) == {"batch1_threads1", "batch1_threads2", "batch8_threads1",
+                                             "batch8_threads2"}
+        assert all(positive(s) for s in row["ms_per_window"].values())
+        assert row["ratio_to_seed"]["batch1_threads1"] > 0
+    assert rows["seed"]["ratio_to_seed"]["batch1_threads1"] == 1.0
+    assert rows["small"]["parameters"] == rows["models/default.pt"]["parameters"] == 273_219  # the model card's
+
+    settings = bench["detect"]["settings"]
+    assert {(s["threads"], s["gate_dbfs"]) for s in settings} >= {(1, -60.0), (1, -200.0)}
+    for s in settings:
+        assert positive(s["x_real_time"]) and positive(s["peak_rss_mb"])
+        assert s["windows"] > 0 and 0.0 <= s["gated_share"] <= 1.0
+
+    startup = {row["name"]: row for row in bench["startup"]["rows"]}
+    assert all(positive(row["wall_s"]) and positive(row["peak_rss_mb"]) for row in startup.values())
+    # Measured from a small launcher, not from the runner: the import alone is far below torch's size.
+    assert startup["import barkwatch.cli"]["peak_rss_mb"]["median"] < startup["import torch"]["peak_rss_mb"]["median"]
+
+    markdown = (tmp_path / "results.md").read_text()
+    for heading in ("## Network cost per window", "## `detect` throughput", "## Start-up"):
+        assert heading in markdown
+    assert "| seed (preset, random weights) | 1 s | 3,446,499 |" in markdown
+    assert "error" not in markdown.lower()
+    print(f"quick run: {took:.0f} s")
+
+
+def test_a_failing_benchmark_is_recorded_and_the_others_still_run(tmp_path, monkeypatch):
+    def broken(ctx):
+        raise RuntimeError("the device caught fire")
+
+    def fine(ctx):
+        return {"rows": [{"name": "import barkwatch.cli", "wall_s": bench_run.stats([0.1, 0.2, 0.3]),
+                          "cpu_s": bench_run.stats([0.1]), "peak_rss_mb": bench_run.stats([20.0])}],
+                "model": "models/default.pt"}
+
+    monkeypatch.setitem(bench_run.BENCHMARKS, "network", broken)
+    monkeypatch.setitem(bench_run.BENCHMARKS, "startup", fine)
+    assert bench_run.main(["--only", "network,startup", "--out", str(tmp_path)]) == 1
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["benchmarks"]["network"]["error"] == "RuntimeError: the device caught fire"
+    assert results["benchmarks"]["startup"]["rows"][0]["wall_s"]["median"] == 0.2
+    markdown = (tmp_path / "results.md").read_text()
+    assert "Error: RuntimeError: the device caught fire" in markdown
+    assert "| `import barkwatch.cli` | 0.20 s (0.10-0.30) |" in markdown
+
+
+def test_unknown_benchmark_names_are_refused(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--only", "network,speed",
+                             "--out", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 2
+    assert "--only speed: not a benchmark" in result.stderr
+    assert not (tmp_path / "results.json").exists()
