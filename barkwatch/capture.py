@@ -114,16 +114,19 @@ class RingBuffer:
         """
         return self.read_indexed(max_frames, timeout)[1]
 
-    def read_indexed(self, max_frames: int | None = None,
-                     timeout: float | None = None) -> tuple[int, np.ndarray]:
+    def read_indexed(self, max_frames: int | None = None, timeout: float | None = None,
+                     min_frames: int = 1) -> tuple[int, np.ndarray]:
         """``read``, with the number of the first frame returned (frames count from 0 at the first ``write``).
 
         The number jumps past frames that were dropped, so a reader that counts samples to tell the time
-        knows where audio is missing and how much.
+        knows where audio is missing and how much. With ``min_frames``, waits (up to ``timeout``) until that
+        many are unread, and then returns what there is: a reader that needs a whole window wakes once per
+        window instead of once per block.
         """
         with self._ready:
-            if self._written == self._read and not self._closed:
-                self._ready.wait_for(lambda: self._written > self._read or self._closed, timeout)
+            if self._written - self._read < max(min_frames, 1) and not self._closed:
+                self._ready.wait_for(lambda: self._written - self._read >= max(min_frames, 1) or self._closed,
+                                     timeout)
             n = self._written - self._read
             if max_frames is not None:
                 n = min(n, max(max_frames, 0))
@@ -170,7 +173,7 @@ class AudioSource(Protocol):
 
     def read(self, timeout: float | None = None) -> np.ndarray: ...
 
-    def read_indexed(self, timeout: float | None = None) -> tuple[int, np.ndarray]: ...
+    def read_indexed(self, timeout: float | None = None, min_frames: int = 1) -> tuple[int, np.ndarray]: ...
 
 
 class MicrophoneSource:
@@ -267,8 +270,8 @@ class MicrophoneSource:
     def read(self, timeout: float | None = None) -> np.ndarray:
         return self._ring.read(timeout=timeout)
 
-    def read_indexed(self, timeout: float | None = None) -> tuple[int, np.ndarray]:
-        return self._ring.read_indexed(timeout=timeout)
+    def read_indexed(self, timeout: float | None = None, min_frames: int = 1) -> tuple[int, np.ndarray]:
+        return self._ring.read_indexed(timeout=timeout, min_frames=min_frames)
 
     def wait_failed(self, timeout: float | None = None) -> bool:
         """Block until the stream fails (True) or ``timeout`` passes (False)."""
@@ -349,8 +352,8 @@ class FilePlayer:
     def read(self, timeout: float | None = None) -> np.ndarray:
         return self._ring.read(timeout=timeout)
 
-    def read_indexed(self, timeout: float | None = None) -> tuple[int, np.ndarray]:
-        return self._ring.read_indexed(timeout=timeout)
+    def read_indexed(self, timeout: float | None = None, min_frames: int = 1) -> tuple[int, np.ndarray]:
+        return self._ring.read_indexed(timeout=timeout, min_frames=min_frames)
 
     def wait_finished(self, timeout: float | None = None) -> bool:
         return self._finished.wait(timeout)

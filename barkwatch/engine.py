@@ -52,6 +52,7 @@ class Engine:
         self.settings = settings
         self.device = device
         self.rate = model.sample_rate
+        self.input_rate = input_rate
         self.window = model.window_samples
         # Window k starts at round(k * hop): a hop of 0.25 s at 22,050 Hz is 5512.5 samples, and rounding the
         # hop itself would drift 8 s a day.
@@ -78,6 +79,13 @@ class Engine:
         if self._resampler is not None:
             mono = self._resampler.resample_chunk(mono, last=False)
         return self._take(mono)
+
+    def frames_to_next_window(self) -> int:
+        """Input frames still to come before the next window is complete (at least 1), so that a live reader
+        can wait for them and wake once per window rather than once per block. The resampler holds back a
+        few samples, so the window may need one more block."""
+        missing = self._start(self._emitted) + self.window - (self._buffer_start + len(self._buffer))
+        return max(1, math.ceil(missing * self.input_rate / self.rate))
 
     def finish(self) -> list[WindowScore]:
         """End of stream: flush the resampler, then score one last zero-padded window if samples remain that

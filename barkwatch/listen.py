@@ -45,7 +45,7 @@ Record = dict
 STALL_S = 5.0  # no audio for this long while the stream claims to run: an outage
 STATUS_EVERY_S = 5.0  # -v: one status line this often
 TICK_S = 0.5  # Hooks.tick comes at least this often, outages included
-READ_TIMEOUT_S = 0.1  # the worker checks for stop, the watchdog and the status at least this often
+READ_TIMEOUT_S = 0.3  # the worker checks for stop, the watchdog and the status at least this often
 STOP_BUDGET_S = 1.5  # after stop: at most this long to close the stream and score the audio in flight
 RESYNC_S = 1.0  # audio time this far from the wall clock is put right (see Listener._resync)
 OVERRUN_WARNING_EVERY_S = 60.0
@@ -393,7 +393,9 @@ class Listener:
             if self._stop.is_set():
                 self._shutdown(source, stream)
                 return
-            first, block = source.read_indexed(timeout=READ_TIMEOUT_S)
+            # Woken once per window, not per block: most of listen's own cost is waking up.
+            need = stream.engine.frames_to_next_window() if stream is not None else 1
+            first, block = source.read_indexed(timeout=READ_TIMEOUT_S, min_frames=need)
             now = time.monotonic()
             if len(block):
                 quiet_since = now

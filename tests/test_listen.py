@@ -309,7 +309,7 @@ class MadeUpSource:
     def read(self, timeout=None):
         return self.read_indexed(timeout)[1]
 
-    def read_indexed(self, timeout=None):
+    def read_indexed(self, timeout=None, min_frames=1):
         if self.blocks:
             if len(self.blocks) == 1:
                 self.last_block_at = time.monotonic()

@@ -151,8 +151,9 @@ def test_sighup_reloads_the_event_rules_and_a_bad_reload_keeps_listening(tmp_pat
         write_config(config, "detector:\n  threshold: 0.95\n  patience: 3\naudio:\n  channel: 0\n")
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "reloaded the configuration" in stderr(tmp_path), 10, "the reload")
+        # The worker takes the new rules up before its next window.
+        wait_for(lambda: "threshold 0.950, patience 3" in stderr(tmp_path), 2, "the new event rules")
         err = stderr(tmp_path)
-        assert "threshold 0.950, patience 3" in err
         assert "audio.channel changed; these take effect after a restart" in err
         write_config(config, "detector:\n  threshold: high\n")
         proc.send_signal(signal.SIGHUP)
