@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -167,5 +166,5 @@ class Outputs(Hooks):
             self.event_log.close()
         except Exception as e:  # noqa: BLE001
             log.warning("%s", e)
-        self.state = replace(self.state, status="stopped")
+        self.state.status = "stopped"
         self.save_state()

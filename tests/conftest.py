@@ -70,6 +70,41 @@ def random_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def tmpfs(tmp_path):
+    """``tmpfs("256k")`` mounts a real tmpfs of that size (a disk that can really fill up) and returns its
+    folder; all are unmounted afterwards. Skips without root, as mounting needs it (CI runs as root)."""
+    mounts: list[Path] = []
+
+    def mount(size: str) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs to fill needs root")
+        mnt = tmp_path / f"tiny{len(mounts)}"
+        mnt.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], check=False,
+                              capture_output=True, text=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
+        mounts.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounts:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def fill(path: Path) -> None:
+    """Fill the file system of ``path`` with that file until it is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as e:
+        assert e.errno == 28  # ENOSPC
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
 def vmic():
     """A virtual microphone named ``vmic`` (``tests/vmic.py``): a private PulseAudio server with a null sink
     whose monitor PortAudio lists as the ALSA device ``vmic``, at 22,050 Hz mono, the rate of the sample clips,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -18,6 +17,8 @@ import soundfile as sf
 from barkwatch import clips
 from barkwatch.clips import ClipRecorder, clip_path
 from barkwatch.config import ClipsConfig
+
+from conftest import fill
 
 RATE = 8000
 BLOCK = 1000  # samples a feed, 0.125 s
@@ -57,30 +58,8 @@ def files_under(folder: Path) -> list[str]:
 
 
 @pytest.fixture
-def tiny_fs(tmp_path):
-    """A real 256 KiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs to fill needs root")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=False,
-                          capture_output=True, text=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=True)
-
-
-def fill(path: Path) -> None:
-    """Fill the file system of ``path`` with that file until it is full."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as e:
-        assert e.errno == 28  # ENOSPC
-    finally:
-        os.close(fd)
+def tiny_fs(tmpfs):
+    return tmpfs("256k")
 
 
 @pytest.mark.parametrize("fmt", ["flac", "ogg"])

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -18,6 +16,8 @@ import pytest
 from barkwatch.config import EventsConfig
 from barkwatch.eventlog import RotatingEventLog, follow, format_line, format_table, log_files, parse_when, read_events
 from barkwatch.events import EventLogError
+
+from conftest import fill
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -67,30 +67,8 @@ def berlin(monkeypatch):
 
 
 @pytest.fixture
-def tiny_fs(tmp_path):
-    """A real 64 KiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs to fill needs root")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], check=False,
-                          capture_output=True, text=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=True)
-
-
-def fill(path: Path) -> None:
-    """Fill the file system of ``path`` with that file until it is full."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as e:
-        assert e.errno == 28  # ENOSPC
-    finally:
-        os.close(fd)
+def tiny_fs(tmpfs):
+    return tmpfs("64k")
 
 
 # Writing and rotation

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO, SAMPLES, run_cli
+from conftest import REPO, SAMPLES, fill, run_cli
 from servers import Broker, HttpRecorder, Subscriber
 
 EXAMPLE = SAMPLES / "example.ogg"
@@ -192,24 +192,12 @@ notify:
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    """A 256 KiB tmpfs, for a full disk that is real (needs root, as CI is)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
+def tiny_disk(tmpfs):
+    return tmpfs("256k")
 
 
 def test_a_full_disk_under_the_clips_skips_them_with_one_warning_and_detection_goes_on(tmp_path, tiny_disk):
-    filler = tiny_disk / "filler"
-    with open(filler, "wb") as f:
-        try:
-            f.write(b"\0" * 1024 * 1024)
-        except OSError:
-            pass  # the disk is full
+    fill(tiny_disk / "filler")
     config = write_config(tmp_path / "c.yaml", f"paths:\n  clips_dir: {tiny_disk / 'clips'}\n")
     state = tmp_path / "state"
     # The whole example: five events, each clip too big for what is left.
