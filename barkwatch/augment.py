@@ -9,6 +9,9 @@ All functions are pure (a torch ``Generator`` in, new tensors out) and work on b
   recorded (only matters for the fixed dB scale; min-max scaling removes it anyway).
 - ``add_noise_floor``: pink noise under everything, as every room and microphone has. Without it the training
   data's digitally silent stretches teach the model a silence it never hears live.
+- ``shift_in_time``: a detector's window slides over a bark, so the bark starts, sits and ends anywhere in it.
+  Rolling a window (circularly, so nothing of the bark is lost and the label stays true) teaches the first and
+  last windows of a bark too, not only the centred ones training cuts, which is what a short delay needs.
 - ``change_speed``: every dog has its own pitch and pace; resampling by up to +-``speed`` stretches both (the
   speed perturbation of Ko et al. 2015), so a few hundred barks stand for many more dogs.
 - ``add_reverb``: rooms. A synthetic room response (exponentially decaying noise, RT60 drawn per window) mixed
@@ -34,6 +37,7 @@ class Augmentation:
     mix_snr_db: tuple[float, float] = (-5.0, 15.0)
     level_dbfs: tuple[float, float] | None = None
     floor_dbfs: tuple[float, float] | None = None
+    shift_p: float = 0.0  # chance of a circular time shift per window
     speed: float = 0.0  # resample by a factor in [1 - speed, 1 + speed]
     reverb_p: float = 0.0  # chance of a room response per window
     rt60_s: tuple[float, float] = (0.1, 0.8)
@@ -92,6 +96,18 @@ def add_noise_floor(waves: torch.Tensor, dbfs: tuple[float, float], generator: t
     """Add pink noise at an RMS level drawn from ``dbfs`` to each window."""
     level = 10.0 ** (_uniform(len(waves), dbfs, generator) / 20.0)
     return waves + level[:, None] * pink_noise(len(waves), waves.shape[1], generator)
+
+
+def shift_in_time(waves: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """With chance ``p``, roll each window by a random number of samples (what leaves one end comes back at
+    the other)."""
+    n, samples = waves.shape
+    if n == 0:
+        return waves
+    offset = torch.randint(0, samples, (n,), generator=generator)
+    offset = torch.where(torch.rand(n, generator=generator) < p, offset, torch.zeros_like(offset))
+    index = (torch.arange(samples)[None, :] - offset[:, None]) % samples
+    return torch.gather(waves, 1, index)
 
 
 def change_speed(waves: torch.Tensor, speed: float, generator: torch.Generator) -> torch.Tensor:
@@ -166,7 +182,9 @@ def spec_augment(x: torch.Tensor, aug: Augmentation, generator: torch.Generator)
 
 
 def augment(waves: torch.Tensor, others: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
-    """The waveform steps in order: speed, mix into other sounds, room, low-pass, level, noise floor."""
+    """The waveform steps in order: shift, speed, mix into other sounds, room, low-pass, level, noise floor."""
+    if aug.shift_p > 0:
+        waves = shift_in_time(waves, aug.shift_p, generator)
     if aug.speed > 0:
         waves = change_speed(waves, aug.speed, generator)
     waves = mix_into_others(waves, others, aug.mix_p, aug.mix_snr_db, generator)

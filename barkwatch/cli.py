@@ -120,6 +120,8 @@ def train(
                                  "their scores in the one exported file."),
     speed: float = typer.Option(0.0, "--speed", help="Joint: play training windows up to this fraction faster "
                                 "or slower (pitch and pace), e.g. 0.15."),
+    shift: float = typer.Option(0.0, "--shift", help="Joint: chance of moving a training window's sound to a "
+                                "random place in it (circularly), e.g. 0.5: barks entering and leaving the window."),
     reverb: float = typer.Option(0.0, "--reverb", help="Joint: chance of a synthetic room response per window."),
     lowpass: float = typer.Option(0.0, "--lowpass", help="Joint: chance of a low-pass at 4-10.5 kHz per window "
                                   "(microphones and resampling cut the top of the spectrum)."),
@@ -158,7 +160,7 @@ def train(
                          level_dbfs=_parse_range("--level", level) if level else None,
                          floor_dbfs=_parse_range("--noise-floor", noise_floor) if noise_floor else None,
                          spec_masks=spec_masks, other_active_db=other_active_db, split=_parse_split(split),
-                         speed=speed, reverb_p=reverb, lowpass_p=lowpass, ensemble=ensemble,
+                         speed=speed, shift_p=shift, reverb_p=reverb, lowpass_p=lowpass, ensemble=ensemble,
                          focal_gamma=focal,
                          batch_size=batch_size,
                          max_windows_per_clip=windows_per_clip, device=device, seed=seed,

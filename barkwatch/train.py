@@ -65,6 +65,7 @@ class TrainConfig:
     level_dbfs: tuple[float, float] | None = None  # joint: random window level (matters with --norm db)
     floor_dbfs: tuple[float, float] | None = None  # joint: pink-noise floor under every window
     spec_masks: bool = False  # joint: SpecAugment time and frequency masks
+    shift_p: float = 0.0  # joint: chance of a circular time shift per window
     speed: float = 0.0  # joint: speed perturbation, +- this fraction
     reverb_p: float = 0.0  # joint: chance of a synthetic room response
     lowpass_p: float = 0.0  # joint: chance of a random low-pass
@@ -334,8 +335,8 @@ def spectrograms(features: Spectrogram, waves: torch.Tensor) -> torch.Tensor:
 
 def augmentation(config: TrainConfig) -> Augmentation:
     return Augmentation(mix_p=config.mix_p, mix_snr_db=config.mix_snr_db, level_dbfs=config.level_dbfs,
-                        floor_dbfs=config.floor_dbfs, spec_masks=config.spec_masks, speed=config.speed,
-                        reverb_p=config.reverb_p, lowpass_p=config.lowpass_p)
+                        floor_dbfs=config.floor_dbfs, spec_masks=config.spec_masks, shift_p=config.shift_p,
+                        speed=config.speed, reverb_p=config.reverb_p, lowpass_p=config.lowpass_p)
 
 
 @dataclass

@@ -75,6 +75,24 @@ def test_augment_runs_the_steps_in_order_and_keeps_shape():
     assert np.allclose(db(rms(out)).numpy(), -40.0, atol=0.05)
 
 
+def test_shift_in_time_moves_a_burst_anywhere_and_keeps_every_sample():
+    from barkwatch.augment import shift_in_time
+
+    g = torch.Generator().manual_seed(0)
+    burst = torch.zeros(400, 1000)
+    burst[:, 450:550] = torch.linspace(0.1, 1.0, 100)  # a ramp, so a wrapped copy would show as a reordering
+    out = shift_in_time(burst, 1.0, g)
+    # Each output is a rotation of its input: the same samples, one offset for the whole window.
+    for row in out[:20]:
+        k = int(row.argmax()) - 549
+        assert torch.equal(torch.roll(burst[0], k), row)
+    peaks = out.argmax(dim=1)
+    assert peaks.min() < 100 and peaks.max() > 900  # bursts near both edges
+    split = out[:, 0].ne(0) & out[:, -1].ne(0)
+    assert split.any()
+    assert torch.equal(shift_in_time(burst, 0.0, g), burst)
+
+
 def test_change_speed_shifts_a_tone_by_the_drawn_factor_and_keeps_length():
     from barkwatch.augment import change_speed
 
