@@ -470,6 +470,111 @@ def _reload_config(config_file: Optional[Path], flags: dict):
     return load_config(config_file, flags=flags)
 
 
+def _audio_paths(flag: str, given: List[Path]) -> list[Path]:
+    """Files as given, folders searched recursively for audio; one-line errors for what is not there."""
+    from .audio import find_audio_files
+
+    paths: list[Path] = []
+    for p in given:
+        if p.is_dir():
+            found = find_audio_files(p)
+            if not found:
+                fail(f"{flag} {p}: no audio files (wav, flac, ogg, mp3) in this folder")
+            paths += found
+        elif p.is_file():
+            paths.append(p)
+        else:
+            fail(f"{flag} {p}: no such file or folder")
+    return paths
+
+
+@app.command()
+def calibrate(
+    background: List[Path] = typer.Option(..., "--background", help="Recordings of the home with no barking "
+                                          "(files or folders; repeatable): every event on them is a false alarm."),
+    barks: List[Path] = typer.Option([], "--barks", help="Clips of the dog barking (files or folders; "
+                                     "repeatable): a clip with an event is found. Gives the recall column."),
+    budget: float = typer.Option(0.5, "--budget", min=0.0, help="False alarms per hour to allow."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the config's, else "
+                                         "models/default.pt)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write a copy of the model with the chosen "
+                                       "threshold here (it may be the model file itself)."),
+    set_config: Optional[Path] = typer.Option(None, "--set-config", help="Set detector.threshold to the chosen "
+                                              "threshold in this config file (comments kept; made if missing)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw false alarms per hour and recall against "
+                                        "the threshold to this PNG."),
+    as_json: bool = typer.Option(False, "--json", help="Print every operating point as JSON instead of a table."),
+    config_file: Optional[Path] = CONFIG_OPTION,
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
+) -> None:
+    """Find the threshold that keeps false alarms within a budget in this home (exit 1 if none does)."""
+    from . import calibrate as cal
+    from .config import ConfigError, set_in_file
+    from .modelfile import ModelFileError, update_metadata
+    from .serve import tracker_settings
+
+    _setup_logging(quiet)
+    loaded_config = _load_config(config_file, {})
+    config = loaded_config.config
+    background_paths = _audio_paths("--background", background)
+    bark_paths = _audio_paths("--barks", barks)
+    model_path = model or (Path(config.model.path) if config.model.path else None)
+    device, loaded, engine_settings, settings = _detector(
+        model_path, config.model.compute, config.model.threads, config.detector.hop_s, config.detector.gate_dbfs,
+        None, config.detector.patience, config.detector.release_s, config.detector.merge_s,
+        max_duration=config.detector.max_duration_s)
+    settings = tracker_settings(config, loaded.threshold)
+
+    streams, seconds, errors = cal.scan_windows(background_paths, loaded, engine_settings, str(device), not quiet)
+    bark_streams, _, bark_errors = cal.scan_windows(bark_paths, loaded, engine_settings, str(device), not quiet)
+    for error in errors + bark_errors:
+        typer.echo(f"barkwatch: error: {error}", err=True)
+    if errors or bark_errors:
+        fail("fix or remove the files above and run calibrate again", code=1)
+    hours = seconds / 3600.0
+    if hours <= 0:
+        fail("--background: no audio in the given files")
+    points = cal.sweep(streams, hours, bark_streams, settings)
+    chosen = cal.choose(points, budget)
+    title = (f"{loaded.path.name} on {len(background_paths)} background file(s), {hours:.2f} h"
+             + (f", {len(bark_paths)} bark clip(s)" if bark_paths else ""))
+    if plot is not None:
+        cal.plot_sweep(points, chosen, budget, plot, title)
+    if as_json:
+        typer.echo(json.dumps({"model": str(loaded.path), "hours": hours, "budget_per_hour": budget,
+                               "chosen": chosen.to_dict() if chosen else None,
+                               "points": [p.to_dict() for p in points]}, indent=2))
+    else:
+        typer.echo(f"{title}; model threshold {loaded.threshold:.4f}")
+        typer.echo(cal.format_table(points, chosen))
+    if chosen is None:
+        fail(f"no threshold keeps false alarms within {budget:g} an hour on this background; "
+             "train on this home's sounds (`barkwatch train --negatives`) or allow a larger --budget", code=1)
+    recall = f", recall {chosen.recall:.2f} ({chosen.found}/{chosen.barks} clips)" if chosen.barks else ""
+    summary = (f"threshold {chosen.threshold:.4f}: {chosen.false_alarms_per_hour:.2f} false alarms an hour on "
+               f"{hours:.2f} h of background{recall}")
+    if bark_paths and hours < 1.0:
+        summary += "; under an hour of background: record more for a budget this small to mean much"
+    if out is not None:
+        calibration = {"threshold": chosen.threshold, "budget_per_hour": budget, "hours": round(hours, 3),
+                       "background_files": len(background_paths), "bark_clips": len(bark_paths),
+                       "false_alarms_per_hour": chosen.false_alarms_per_hour,
+                       "recall": None if not chosen.barks else chosen.recall,
+                       "previous_threshold": loaded.threshold}
+        try:
+            update_metadata(loaded.path, out, {"threshold": chosen.threshold, "calibration": calibration})
+        except ModelFileError as e:
+            fail(str(e), code=1)
+        summary += f"; written to {out}"
+    if set_config is not None:
+        try:
+            set_in_file(set_config, "detector.threshold", chosen.threshold)
+        except ConfigError as e:
+            fail(str(e), code=1)
+        summary += f"; detector.threshold set in {set_config}"
+    typer.echo(summary, err=as_json)
+
+
 @app.command("config")
 def config_command(
     show: bool = typer.Option(True, "--show/--check", help="Print the effective configuration with where each "

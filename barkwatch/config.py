@@ -617,6 +617,46 @@ def format_config(loaded: LoadedConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+def set_in_file(path: str | os.PathLike, key: str, value: Any) -> Path:
+    """Set one section key (``"detector.threshold"``) in the config file ``path``, keeping everything else in
+    it, comments included; the file is made if missing. The result is loaded before it replaces the file
+    (atomically), so a file this cannot edit cleanly is left as it was, with a ConfigError."""
+    path = Path(path)
+    section, _, name = key.partition(".")
+    if key not in _schema() or "." in name:
+        raise ConfigError(f"{key}: not a key this can set; see `barkwatch config --show`")
+    line = f"  {name}: {_yaml_value(value)}"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the config file: {getattr(e, 'strerror', None) or e}") from None
+    head = next((i for i, x in enumerate(lines) if re.match(rf"^{section}:\s*(#.*)?$", x)), None)
+    if head is None:
+        lines += ([""] if lines else []) + [f"{section}:", line]
+    else:
+        end = next((i for i in range(head + 1, len(lines)) if lines[i].strip() and not lines[i][0].isspace()
+                    and not lines[i].lstrip().startswith("#")), len(lines))
+        at = next((i for i in range(head + 1, end) if re.match(rf"^\s+{name}:", lines[i])), None)
+        if at is None:
+            lines.insert(head + 1, line)
+        else:
+            comment = re.search(r"\s+#[^'\"]*$", lines[at])
+            lines[at] = line + (comment.group(0) if comment else "")
+    text = "\n".join(lines) + "\n"
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        loaded = load_config(temporary, env={}, search=[])
+        if get(loaded.config, key) != value:
+            raise ConfigError(f"{path}: {key} could not be set cleanly; set it by hand to {_yaml_value(value)}")
+        os.replace(temporary, path)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot write the config file: {e.strerror or e}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
 def resolve_dirs(config: Config, env: Mapping[str, str] | None = None) -> tuple[Path, Path, Path]:
     """(state_dir, events_dir, clips_dir), each the configured path (``~`` expanded; a relative one is relative
     to the working directory) or else:

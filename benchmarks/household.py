@@ -70,7 +70,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -86,7 +85,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's barkwatch, installed or not
 
-from barkwatch.events import Event, EventTracker, TrackerSettings, WindowScore  # noqa: E402
+from barkwatch.events import Event, TrackerSettings, WindowScore  # noqa: E402
 
 SAMPLE_RATE = 22050
 FREESOUND = ("ESC-50", "UrbanSound8K")  # both use the Freesound sound id as source_id
@@ -511,12 +510,9 @@ class Point:
 def events_at(windows: Sequence[WindowScore], threshold: float,
               settings: TrackerSettings = TrackerSettings(threshold=0.5)) -> list[Event]:
     """The events ``barkwatch detect`` would report at ``threshold`` (other tracker settings from ``settings``)."""
-    ids = itertools.count()
-    tracker = EventTracker(replace(settings, threshold=threshold), new_id=lambda: str(next(ids)))
-    events: list[Event] = []
-    for w in windows:
-        events += [e for kind, e in tracker.update(w) if kind == "end"]
-    return events + [e for kind, e in tracker.flush() if kind == "end"]
+    from barkwatch.calibrate import events_at as replay
+
+    return replay(windows, replace(settings, threshold=threshold))
 
 
 def score_events(events: Sequence[Event], barks: Sequence[Bark], segments: Sequence[Segment], hours: float,
@@ -553,18 +549,10 @@ def score_events(events: Sequence[Event], barks: Sequence[Bark], segments: Seque
 
 
 def thresholds_for(scores: Sequence[float], count: int = THRESHOLDS) -> list[float]:
-    """About ``count`` thresholds, dense where they matter: the operating points of a few false alarms an hour
-    lie in the top percent of windows, so the quantile levels are 1 - 10^-x for x evenly spaced from 0 to
-    log10(windows) (each step leaves about the same fraction fewer windows above it). Every threshold is a score
-    that occurs, plus the top score and, when below 1, one just above it (no events at all)."""
-    scores = np.sort(np.asarray(scores, dtype=np.float64))
-    if len(scores) == 0:
-        return []
-    levels = 1.0 - np.logspace(0.0, -math.log10(max(len(scores), 2)), count)
-    values = set(np.quantile(scores, levels, method="lower").tolist()) | {float(scores[-1])}
-    if scores[-1] < 1.0:
-        values.add(float(np.nextafter(scores[-1], np.inf)))
-    return sorted(v for v in values if 0.0 <= v <= 1.0)
+    """About ``count`` thresholds, dense among the top scores (``barkwatch.calibrate.candidate_thresholds``)."""
+    from barkwatch.calibrate import candidate_thresholds
+
+    return candidate_thresholds(scores, count)
 
 
 def sweep(windows: Sequence[WindowScore], barks: Sequence[Bark], segments: Sequence[Segment], hours: float,
