@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import List, Optional
 
@@ -640,6 +640,54 @@ def events(
                 print(format_line(record), flush=True)
     except KeyboardInterrupt:
         pass
+
+
+@app.command()
+def report(
+    since: str = typer.Option("7d", "--since", help="From this time: 7d, 24h, today, yesterday, 2026-11-20 or "
+                              "2026-11-20T08:00."),
+    until: Optional[str] = typer.Option(None, "--until", help="Up to this time (same forms; default: now)."),
+    out: Path = typer.Option(Path("barkwatch-report"), "--out", help="Folder for index.html and the plots."),
+    events_dir: Optional[Path] = typer.Option(None, "--dir", help="Events folder (default: from the config)."),
+    events_file: Optional[Path] = typer.Option(None, "--events", help="One event log file instead of the "
+                                               "folder (e.g. what `barkwatch detect --events` wrote)."),
+    gap: float = typer.Option(60.0, "--gap", min=0.0, help="Barks less than this many seconds apart are one "
+                              "episode."),
+    config_file: Optional[Path] = CONFIG_OPTION,
+) -> None:
+    """Barks per hour and per day, barking time, longest episodes and an hour-by-date map, as one HTML page."""
+    from datetime import datetime as _dt
+
+    from .activity import summarise, summary_lines, write_report
+    from .config import resolve_dirs
+    from .eventlog import parse_when, read_events, read_events_file
+
+    _setup_logging()
+    now = _dt.now().astimezone()
+    try:
+        start = parse_when(since, now)
+        end = parse_when(until, now) if until else None
+    except ValueError as e:
+        fail(f"--since/--until: {e}")
+    if events_file is not None:
+        if not events_file.is_file():
+            fail(f"--events {events_file}: no such file")
+        records = list(read_events_file(events_file, start, end))
+    else:
+        if events_dir is None:
+            events_dir = resolve_dirs(_load_config(config_file, {}).config)[1]
+        if not events_dir.is_dir():
+            fail(f"{events_dir}: no event log here yet (is barkwatch listening? see `barkwatch status`)", code=1)
+        records = list(read_events(events_dir, start, end))
+    last = (end - timedelta(microseconds=1)) if end is not None else now
+    activity = summarise(records, start.astimezone().date(), last.astimezone().date(), gap_s=gap)
+    try:
+        page = write_report(activity, out)
+    except OSError as e:
+        fail(f"{out}: cannot write the report ({e.strerror or e})", code=1)
+    for line in summary_lines(activity):
+        typer.echo(line)
+    typer.echo(f"report: {page}")
 
 
 @app.command()
