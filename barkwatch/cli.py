@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import List, Optional
@@ -640,6 +641,117 @@ def events(
                 print(format_line(record), flush=True)
     except KeyboardInterrupt:
         pass
+
+
+@app.command()
+def record(
+    out: Path = typer.Option(..., "--out", help="Folder for the clips and their index (recorded.jsonl); "
+                             "a later run adds to it."),
+    device_spec: Optional[str] = typer.Option(None, "--device", help="Input to record, as for `listen` "
+                                              "(default: the config's)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", min=0.0, help="Stop after this many minutes."),
+    until: Optional[str] = typer.Option(None, "--until", help="Stop at this local time: 07:30, or "
+                                        "2026-11-26T07:30."),
+    keep: str = typer.Option("sounds", "--keep", help="sounds: every stretch louder than the room; barks: "
+                             "every stretch the model scores at or above --threshold (bark candidates)."),
+    level: Optional[float] = typer.Option(None, "--level", help="sounds: keep windows above this level "
+                                          "(dBFS) instead of 10 dB above the room's floor."),
+    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="barks: the score to keep "
+                                    "(low, so that quiet or unusual barks are kept for labelling)."),
+    background_every: float = typer.Option(10.0, "--background-every", min=0.0, help="Minutes between samples "
+                                           "of the background (0: none)."),
+    max_mb: float = typer.Option(1000.0, "--max-mb", min=0.001, help="Stop when the clips take this much disk."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model for --keep barks (default: the config's)."),
+    config_file: Optional[Path] = CONFIG_OPTION,
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing but errors."),
+) -> None:
+    """Record a home's sounds as short clips (and samples of its background) to label and train on."""
+    import signal
+    import time as _time
+    from datetime import datetime as _dt
+
+    from .capture import NativeStderrFilter
+    from .devices import DeviceError, FileSource, list_inputs, resolve
+    from .listen import Listener, ListenError
+    from .record import KEEP_CHOICES, LevelScorer, Recorder, read_index
+    from .serve import opener_for
+
+    if keep not in KEEP_CHOICES:
+        fail(f"--keep {keep}: choose {' or '.join(KEEP_CHOICES)}")
+    now = _dt.now().astimezone()
+    deadline = _time.monotonic() + minutes * 60 if minutes is not None else None
+    if until is not None:
+        try:
+            at = _dt.fromisoformat(until) if "T" in until or "-" in until else _dt.combine(
+                now.date(), _dt.strptime(until, "%H:%M").time())
+        except ValueError:
+            fail(f"--until {until}: give a local time as HH:MM or YYYY-MM-DDTHH:MM")
+        at = at.astimezone() if at.tzinfo is None else at
+        if at <= now and "T" not in until and "-" not in until:
+            at += timedelta(days=1)  # 07:30 given in the evening: tomorrow morning
+        if at <= now:
+            fail(f"--until {until}: that time has passed")
+        left = (at - now).total_seconds()
+        deadline = min(deadline, _time.monotonic() + left) if deadline is not None else _time.monotonic() + left
+    loaded_config = _load_config(config_file, {"audio.device": device_spec, "model.path": model})
+    cfg = loaded_config.config
+    _setup_logging(quiet, cfg.logging.level)
+    try:
+        source = resolve(cfg.audio.device, [] if cfg.audio.device.startswith("file:") else list_inputs())
+    except DeviceError as e:
+        fail(str(e))
+    d = cfg.detector
+    device, loaded, engine_settings, tracker = _detector(
+        Path(cfg.model.path) if cfg.model.path else None, cfg.model.compute, cfg.model.threads, d.hop_s,
+        d.gate_dbfs, threshold, 1, 1.0, 1.0, cfg.audio.channel, max_duration=30.0)
+    if keep == "sounds":
+        scorer = LevelScorer(loaded.sample_rate, loaded.window_samples, engine_settings.hop_s, level_dbfs=level,
+                             min_dbfs=d.gate_dbfs)
+        engine_settings = replace(engine_settings, gate_dbfs=-float("inf"))  # the floor needs every window
+        tracker = replace(tracker, threshold=0.5)
+    else:
+        scorer = loaded
+    opener = opener_for(source, cfg.audio)
+    try:
+        recorder = Recorder(out, "sound" if keep == "sounds" else "bark", max_bytes=int(max_mb * 1e6),
+                            background_every_s=background_every * 60.0)
+    except OSError as e:
+        fail(f"--out {out}: cannot write here ({e.strerror or e})")
+    listener = Listener(opener, scorer, engine_settings=engine_settings, tracker_settings=tracker,
+                        on_record=recorder.record, compute_device=str(device), hooks=recorder)
+    recorder.on_full = listener.stop
+    stopped_by: list[str] = []
+    with NativeStderrFilter():
+        try:
+            listener.start()
+        except ListenError as e:
+            recorder.close()
+            fail(str(e))
+        if not quiet:
+            typer.echo(f"recording {opener.name} to {out} (keeping {keep}); Ctrl-C stops", err=True)
+
+        def on_stop(signum, frame) -> None:
+            stopped_by.append(signal.Signals(signum).name)
+            listener.stop()
+
+        previous = {s: signal.signal(s, on_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not listener.wait(0.2):
+                if deadline is not None and _time.monotonic() >= deadline:
+                    stopped_by.append("the time limit")
+                    listener.stop()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    recorder.close()
+    entries = read_index(out)
+    if not quiet:
+        why = stopped_by[0] if stopped_by else ("the disk budget" if recorder.full else "the end of the input")
+        kept = ", ".join(f"{n} {k}" for k, n in recorder.counts.items())
+        typer.echo(f"stopped by {why}: kept {kept} clip(s) this run, {len(entries)} in {out} "
+                   f"({recorder.used_bytes() / 1e6:.2f} MB); next: barkwatch label {out}")
+    if listener.error:
+        fail(listener.error, code=1)
 
 
 @app.command()

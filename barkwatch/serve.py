@@ -17,7 +17,7 @@ import signal
 import sys
 from typing import Callable
 
-from .config import Config, ConfigError, LoadedConfig, resolve_dirs
+from .config import AudioConfig, Config, ConfigError, LoadedConfig, resolve_dirs
 from .events import EventLog, EventLogError, TrackerSettings
 from .service import Watchdog, notify_ready, notify_reloading, notify_status, notify_stopping, state_path
 from .sinks import Outputs
@@ -64,14 +64,26 @@ def _console(quiet: bool, stream) -> Callable[[dict], None] | None:
     return show
 
 
+def opener_for(source, audio: AudioConfig):
+    """The listener's opener for a resolved ``--device``: a file played in real time, or a microphone."""
+    from .devices import FileSource
+    from .listen import FileOpener, MicrophoneOpener
+
+    if isinstance(source, FileSource):
+        return FileOpener(source.path)
+    channel = audio.channel
+    # At most 2 channels are opened unless a later one is asked for.
+    return MicrophoneOpener(source, audio.device, samplerate=audio.samplerate,
+                            channels=channel + 1 if channel is not None and channel >= 2 else None)
+
+
 def run_listen(loaded: LoadedConfig, source, model, engine_settings, tracker, *, compute_device: str,
                reload: Callable[[], LoadedConfig], events: str | None = None, verbose: bool = False,
                quiet: bool = False) -> int:
     """Listen until the source ends, a stop signal comes, or an error; the exit code (0, or 1 on an error)."""
     from .capture import NativeStderrFilter
-    from .devices import FileSource
     from .eventlog import RotatingEventLog
-    from .listen import FileOpener, Listener, ListenError, MicrophoneOpener
+    from .listen import Listener, ListenError
 
     config = loaded.config
     state_dir, events_dir, clips_dir = resolve_dirs(config)
@@ -81,13 +93,7 @@ def run_listen(loaded: LoadedConfig, source, model, engine_settings, tracker, *,
     except (EventLogError, OSError) as e:
         print(f"barkwatch: error: {e}", file=sys.stderr)
         return 1
-    if isinstance(source, FileSource):
-        opener = FileOpener(source.path)
-    else:
-        channel = config.audio.channel
-        # At most 2 channels are opened unless a later one is asked for.
-        opener = MicrophoneOpener(source, config.audio.device, samplerate=config.audio.samplerate,
-                                  channels=channel + 1 if channel is not None and channel >= 2 else None)
+    opener = opener_for(source, config.audio)
     try:
         notifier = make_notifier(config)
     except ValueError as e:

@@ -1,0 +1,129 @@
+"""`barkwatch record`: sounds captured through sounddevice from the virtual microphone become clips with an
+index, the background is sampled, and the disk budget and time limit stop it; the room-floor rule on numbers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from barkwatch.record import FLOOR_MIN_WINDOWS, LevelScorer, read_index
+from conftest import DOGS, REPO, run_cli
+
+SR = 22050
+
+
+def tone_windows(levels_dbfs, n=SR):
+    """One 1 s window of noise per level, at that RMS level."""
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((len(levels_dbfs), n)).astype(np.float32)
+    noise /= np.sqrt(np.mean(noise ** 2, axis=1, keepdims=True))
+    return torch.from_numpy(noise * (10 ** (np.asarray(levels_dbfs, dtype=np.float32) / 20))[:, None])
+
+
+def test_level_scorer_keeps_what_stands_out_from_the_room():
+    scorer = LevelScorer(SR, SR, 0.25, margin_db=10.0, min_dbfs=-60.0)
+    # Nothing is kept until the floor is known.
+    assert scorer.module(tone_windows([-20.0] * 5))[2].tolist() == [0.0] * 5
+    scorer.module(tone_windows([-50.0] * FLOOR_MIN_WINDOWS))
+    assert scorer.floor_dbfs == pytest.approx(-50.0, abs=0.5)
+    scores = scorer.module(tone_windows([-45.0, -39.0, -30.0]))[2].tolist()
+    assert scores == [0.0, 1.0, 1.0]  # 5 dB over the floor is the room; 11 and 20 dB over stand out
+    quiet = LevelScorer(SR, SR, 0.25, margin_db=10.0, min_dbfs=-60.0)
+    quiet.module(tone_windows([-90.0] * FLOOR_MIN_WINDOWS))
+    assert quiet.module(tone_windows([-75.0, -55.0]))[2].tolist() == [0.0, 1.0]  # never below min_dbfs
+    fixed = LevelScorer(SR, SR, 0.25, level_dbfs=-40.0)
+    assert fixed.module(tone_windows([-41.0, -39.0]))[2].tolist() == [0.0, 1.0]
+
+
+def quiet_then(path, tmp_path, before_s=4.0, after_s=6.0):
+    """``path`` between stretches of digital silence, as one file to play."""
+    audio, rate = sf.read(str(path), dtype="float32")
+    assert rate == SR
+    out = tmp_path / "play.wav"
+    sf.write(str(out), np.concatenate([np.zeros(int(before_s * SR), np.float32), audio,
+                                       np.zeros(int(after_s * SR), np.float32)]), SR)
+    return out, audio
+
+
+def test_sounds_from_the_microphone_become_clips_with_an_index(vmic, tmp_path):
+    dog = DOGS / "ESC-50_dog_1-30344-A-0.ogg"
+    play, audio = quiet_then(dog, tmp_path)
+    out = tmp_path / "rec"
+    err_path, out_path = tmp_path / "record.stderr", tmp_path / "record.stdout"
+    with open(out_path, "w") as stdout_file, open(err_path, "w") as stderr_file:
+        proc = subprocess.Popen([sys.executable, "-m", "barkwatch", "record", "--device", vmic.name, "--out",
+                                 str(out), "--minutes", "0.4", "--level", "-45", "--background-every", "0.1"],
+                                cwd=REPO, env=vmic.env(), stdout=stdout_file, stderr=stderr_file)
+    deadline = time.monotonic() + 90
+    while "Ctrl-C stops" not in err_path.read_text():  # printed once the stream is open
+        assert proc.poll() is None and time.monotonic() < deadline, err_path.read_text()
+        time.sleep(0.05)
+    played_at = time.time()
+    vmic.play(play).wait(timeout=60)
+    proc.wait(timeout=90)
+    stdout, stderr = out_path.read_text(), err_path.read_text()
+    assert proc.returncode == 0, stderr
+    assert "stopped by the time limit" in stdout
+
+    entries = read_index(out)
+    sounds = [e for e in entries if e["kind"] == "sound"]
+    backgrounds = [e for e in entries if e["kind"] == "background"]
+    assert len(backgrounds) >= 2 and all((out / e["clip"]).is_file() for e in entries)
+    assert 1 <= len(sounds) <= 3, sounds
+    # The dog clip's loud part, found where it was played (within a window) and kept with a second either side.
+    active = np.flatnonzero(np.abs(audio) > 10 ** (-45 / 20))
+    onset = played_at + 4.0 + active[0] / SR
+    first = datetime.fromisoformat(sounds[0]["start"]).timestamp()
+    assert onset - 1.5 <= first <= onset + 1.0, (first - onset)
+    kept, rate = sf.read(str(out / sounds[0]["clip"]), dtype="float32")
+    if rate != SR:  # clips keep the stream's own rate (the virtual microphone's default may be 44.1 kHz)
+        import soxr
+
+        kept = soxr.resample(kept, rate, SR)
+    # The clip holds the played audio itself: its loudest second matches the dog clip's (16-bit sink).
+    lag = int(np.argmax(np.correlate(kept[: 6 * SR], audio[: 2 * SR], mode="valid")))
+    segment = kept[lag: lag + 2 * SR]
+    assert np.corrcoef(segment, audio[: len(segment)])[0, 1] > 0.99
+    # An event runs from its first loud window's start to its last one's end: at most a window either side.
+    assert sum(e["duration_s"] for e in sounds) <= (active[-1] - active[0]) / SR + 2.0 + 0.25
+
+
+def test_recording_stops_at_the_disk_budget_and_a_second_run_adds_to_the_folder(tmp_path):
+    dogs = sorted(DOGS.iterdir())[:2]
+    play = tmp_path / "two.wav"
+    sf.write(str(play), np.concatenate([sf.read(str(p), dtype="float32")[0] for p in dogs]), SR)
+    out = tmp_path / "rec"
+    result = run_cli("record", "--device", f"file:{play}", "--out", str(out), "--level", "-40",
+                     "--background-every", "0", "--max-mb", "0.02")
+    assert result.returncode == 0, result.stderr
+    assert "stopped by the disk budget" in result.stdout
+    assert "disk budget" in result.stderr  # the warning says why
+    first = read_index(out)
+    # Clips are measured once written (a second after their stretch ends): one more may have begun by then.
+    assert 1 <= len(first) <= 2 and all(e["kind"] == "sound" for e in first)
+
+    result = run_cli("record", "--device", f"file:{play}", "--out", str(out), "--keep", "barks",
+                     "--background-every", "0", "-q")
+    assert result.returncode == 0, result.stderr
+    entries = read_index(out)
+    barks = [e for e in entries if e["kind"] == "bark"]
+    assert entries[: len(first)] == first and barks and all(0.5 <= e["score"] <= 1.0 for e in barks)
+    lines = (out / "recorded.jsonl").read_text().splitlines()
+    assert all(json.loads(x) for x in lines)
+
+
+def test_bad_options_name_themselves(tmp_path):
+    result = run_cli("record", "--out", str(tmp_path / "r"), "--keep", "everything")
+    assert result.returncode == 2 and "--keep everything" in result.stderr
+    result = run_cli("record", "--out", str(tmp_path / "r"), "--until", "noonish")
+    assert result.returncode == 2 and "--until noonish" in result.stderr
+    result = run_cli("record", "--out", str(tmp_path / "r"), "--device", "no-such-mic-anywhere")
+    assert result.returncode == 2 and "no-such-mic-anywhere" in result.stderr
