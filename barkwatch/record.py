@@ -177,7 +177,11 @@ class Recorder(Hooks):
 
     def _record(self, event_id: str, start_s: float, end_s: float) -> dict:
         assert self._start is not None
-        local = (lambda s: (self._start + timedelta(seconds=s)).astimezone().isoformat(timespec="milliseconds"))
+        start = self._start
+
+        def local(seconds: float) -> str:
+            return (start + timedelta(seconds=seconds)).astimezone().isoformat(timespec="milliseconds")
+
         return {"event": "background", "id": event_id, "start": local(start_s), "end": local(end_s),
                 "offset_s": start_s, "end_offset_s": end_s}
 
