@@ -755,6 +755,33 @@ def record(
 
 
 @app.command()
+def label(
+    folder: Path = typer.Argument(..., help="Folder of clips: what `barkwatch record --out` wrote, or any "
+                                  "folder of audio files."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model whose score is shown (default: "
+                                         "models/default.pt)."),
+    no_play: bool = typer.Option(False, "--no-play", help="Show the clips without playing them."),
+) -> None:
+    """Label clips one key at a time: my dog, other dog, not a bark. Resumable; writes FOLDER/labels.jsonl."""
+    from .label import LabelError, find_clips, run, scorer_for, summary
+    from .modelfile import ModelFileError
+
+    if not folder.is_dir():
+        fail(f"{folder}: no such folder")
+    try:
+        score = scorer_for(model)
+    except ModelFileError as e:
+        fail(str(e))
+    try:
+        counts = run(folder, score, play=not no_play)
+    except LabelError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"{folder}: cannot write labels here ({e.strerror or e})", code=1)
+    typer.echo(summary(counts, len(find_clips(folder)), folder))
+
+
+@app.command()
 def report(
     since: str = typer.Option("7d", "--since", help="From this time: 7d, 24h, today, yesterday, 2026-11-20 or "
                               "2026-11-20T08:00."),

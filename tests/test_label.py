@@ -1,0 +1,164 @@
+"""`barkwatch label`: driven through tmux as a person at a terminal would (keys in, the screen read back), on
+a folder `record` wrote; plus the drawing and the reading of labels.jsonl on their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from barkwatch.label import Clip, draw_image, find_clips, labels_in, render
+from conftest import DOGS, OTHERS, REPO, run_cli
+
+
+def test_the_picture_puts_high_bands_on_top_two_to_a_character():
+    image = np.zeros((4, 3))
+    image[3, :] = 1.0  # the highest band bright
+    lines = draw_image(image, color=True)
+    assert len(lines) == 2
+    assert "\x1b[38;5;231m" in lines[0] and "\x1b[48;5;16m" in lines[0]  # bright above, dark below
+    assert "231" not in lines[1]
+    plain = draw_image(image, color=False)
+    assert plain[0] == "@@@" and plain[-1] == "   "
+
+
+def test_render_shows_the_clip_its_score_and_the_keys():
+    text = render(Clip(Path("x.flac"), "clips/x.flac", "2026-11-25T10:00:01.000+01:00", "sound"), 2, 9,
+                  {"my_dog": 1}, 3.25, 0.87, ["###"], "", "playing")
+    assert "clip 2 of 9" in text and "1 my dog, 0 other dog, 0 not a bark" in text
+    assert "clips/x.flac  (sound)  heard 2026-11-25 10:00:01" in text and "score 0.87" in text
+    assert "3.2 s" in text and "[u] undo" in text
+
+
+def test_labels_in_takes_the_latest_line_and_drops_undone_ones(tmp_path):
+    path = tmp_path / "labels.jsonl"
+    lines = [{"clip": "a", "label": "my_dog"}, {"clip": "b", "label": "not_bark"}, {"clip": "a", "label": None},
+             {"clip": "c", "label": "other_dog"}, {"clip": "b", "label": "my_dog"}]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    assert labels_in(path) == {"b": "my_dog", "c": "other_dog"}
+
+
+@pytest.fixture
+def recorded(tmp_path):
+    """A folder as `record` leaves it: clips under clips/<date>/ and their index, in time order."""
+    folder = tmp_path / "rec"
+    day = folder / "clips" / "2026-11-25"
+    day.mkdir(parents=True)
+    sources = sorted(DOGS.iterdir())[:3] + sorted(OTHERS.iterdir())[:2]
+    index = []
+    for k, src in enumerate(sources):
+        name = f"clips/2026-11-25/10{k:02d}00_{k:04x}.ogg"
+        shutil.copy(src, folder / name)
+        index.append({"kind": "sound", "clip": name, "start": f"2026-11-25T10:{k:02d}:00.000+00:00",
+                      "end": f"2026-11-25T10:{k:02d}:05.000+00:00", "duration_s": 5.0})
+    (folder / "recorded.jsonl").write_text("".join(json.dumps(e) + "\n" for e in reversed(index)))
+    return folder
+
+
+class Tmux:
+    """A detached tmux session running one command in a fixed-size window."""
+
+    def __init__(self, tmp_path: Path, command: list[str]):
+        self.name = f"bw{os.getpid()}{int(time.time() * 1000) % 100000}"
+        self.socket = str(tmp_path / "tmux.sock")
+        env = " ".join(f"{k}={v}" for k, v in (("XDG_STATE_HOME", os.environ.get("XDG_STATE_HOME", "")),))
+        shell = f"cd {REPO} && {env} {' '.join(command)}; echo EXITED $?; sleep 30"
+        self.tmux("new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", shell)
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=20,
+                              env=dict(os.environ, TERM="xterm-256color")).stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", self.name)
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.1)
+        pytest.fail(f"{text!r} never appeared; the screen:\n{self.screen()}")
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", self.name, *keys)
+
+    def close(self) -> None:
+        self.tmux("kill-server")
+
+
+@pytest.fixture
+def tmux(tmp_path):
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (apt-get install tmux, or run scripts/setup)")
+    sessions: list[Tmux] = []
+
+    def start(*args: str) -> Tmux:
+        session = Tmux(tmp_path, [sys.executable, "-m", "barkwatch", *args])
+        sessions.append(session)
+        return session
+
+    yield start
+    for s in sessions:
+        s.close()
+
+
+def test_labelling_through_a_terminal_resumes_and_undoes(recorded, tmux):
+    clips = find_clips(recorded)
+    assert [c.start for c in clips] == sorted(c.start for c in clips)  # time order, not the index's order
+
+    t = tmux("label", str(recorded), "--no-play")
+    screen = t.wait_for("clip 1 of 5")
+    assert clips[0].name in screen and "score 0." in screen and "not playing" in screen
+    assert "\u2580" in screen  # the spectrogram's half-blocks
+    t.keys("m")
+    t.wait_for("clip 2 of 5")
+    t.keys("o")
+    t.wait_for("clip 3 of 5")
+    t.keys("x")  # not a key: says so, stays
+    assert "'x': not a key here" in t.wait_for("not a key")
+    t.keys("u")  # back to clip 2, its label gone
+    screen = t.wait_for("clip 2: label undone")
+    assert "clip 2 of 5" in screen and "1 my dog, 0 other dog" in screen
+    t.keys("m")
+    t.wait_for("clip 3 of 5")
+    t.keys("q")
+    screen = t.wait_for("EXITED 0")
+    assert "2 of 5 clips labelled (2 my dog, 0 other dog, 0 not a bark)" in screen
+    assert labels_in(recorded / "labels.jsonl") == {clips[0].name: "my_dog", clips[1].name: "my_dog"}
+
+    # A second session starts at the first clip without a label, and finishes the folder.
+    t = tmux("label", str(recorded), "--no-play")
+    t.wait_for("clip 3 of 5")
+    t.keys("n")
+    t.wait_for("clip 4 of 5")
+    t.keys("s")  # skipped: no label, asked again next time
+    t.wait_for("clip 5 of 5")
+    t.keys("n")
+    screen = t.wait_for("EXITED 0")
+    assert "4 of 5 clips labelled (2 my dog, 0 other dog, 2 not a bark)" in screen
+    labels = labels_in(recorded / "labels.jsonl")
+    assert labels == {clips[0].name: "my_dog", clips[1].name: "my_dog", clips[2].name: "not_bark",
+                      clips[4].name: "not_bark"}
+    lines = [json.loads(x) for x in (recorded / "labels.jsonl").read_text().splitlines()]
+    assert [x["label"] for x in lines] == ["my_dog", "other_dog", None, "my_dog", "not_bark", "not_bark"]
+    assert all(x["score"] is None or 0 <= x["score"] <= 1 for x in lines)
+
+
+def test_label_needs_a_terminal_and_a_folder_with_clips(tmp_path, recorded):
+    result = run_cli("label", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and "nowhere: no such folder" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("label", str(empty))
+    assert result.returncode == 2 and "no clips to label" in result.stderr
+    result = run_cli("label", str(recorded))  # stdin is not a terminal here
+    assert result.returncode == 2 and "needs a terminal" in result.stderr
