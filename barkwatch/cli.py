@@ -88,12 +88,22 @@ def _parse_split(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
+def _auc_text(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f}"
+
+
 @app.command()
 def train(
-    positives: Path = typer.Option(..., "--positives", help="Folder of bark recordings (searched recursively)."),
+    positives: Optional[Path] = typer.Option(None, "--positives", help="Folder of bark recordings (searched "
+                                             "recursively)."),
     out: Path = typer.Option(..., "--out", help="Where to write the model file (.pt)."),
     negatives: Optional[Path] = typer.Option(None, "--negatives",
                                              help="Folder of other sounds. Without it: one-class fallback."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="A labels.jsonl from `barkwatch label`: its "
+                                          "'my dog' clips are barks, 'other dog' and 'not a bark' are not."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this model file's network "
+                                        "(fine-tuning, e.g. models/default.pt): its preset, window, features "
+                                        "and augmentation are used, and --lr defaults to 3e-4."),
     report: Optional[Path] = typer.Option(None, "--report", help="Folder for metrics.json and plots."),
     preset: str = typer.Option("seed", "--preset", help="Network preset: seed (the notebook's), medium, small or pooled (small, pooled over time)."),
     window: int = typer.Option(3, "--window", help="Window length in seconds: 1, 2 or 3."),
@@ -130,7 +140,7 @@ def train(
     other_active_db: Optional[float] = typer.Option(None, "--other-active-db", help="Cut other sounds' windows "
                                                     "from anywhere within this many dB of their loudest "
                                                     "(default: the loudest part only, as for barks)."),
-    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default 1e-3; 3e-4 with --init)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Windows per training step."),
     windows_per_clip: int = typer.Option(4, "--windows-per-clip",
                                          help="Most windows cut from one file (from its loudest part)."),
@@ -154,7 +164,10 @@ def train(
         except OSError as e:
             fail(f"--exclude-sources {listing}: cannot read ({e.strerror})")
         excluded |= frozenset(x.strip() for x in lines if x.strip() and not x.startswith("#"))
-    config = TrainConfig(positives=positives, out=out, negatives=negatives, report=report, preset=preset,
+    if lr is None:
+        lr = 3e-4 if init is not None else 1e-3
+    config = TrainConfig(positives=positives, out=out, negatives=negatives, labels=labels, init=init,
+                         report=report, preset=preset,
                          window_s=window, epochs=epochs, rl_weights=_parse_weights(rl_weight), lr=lr,
                          objective=objective, head_weight=head_weight, normalisation=norm,
                          mix_snr_db=_parse_range("--mix-snr", mix_snr),
@@ -176,6 +189,12 @@ def train(
     if test:
         typer.echo(f"test clips: {test['positives']} barks, {test['negatives']} other; ROC AUC {auc:.3f}, "
                    f"balanced accuracy {test['balanced_accuracy']:.3f}")
+    for split in ("val", "test"):
+        sep = result.metadata["metrics"].get(split, {}).get("separation")
+        if sep:
+            typer.echo(f"{split} separation (clip ROC AUC): my dog vs other dogs "
+                       f"{_auc_text(sep['my_dog_vs_other_dog_roc_auc'])} ({sep['other_dog_clips']} clips), "
+                       f"vs not a bark {_auc_text(sep['my_dog_vs_not_bark_roc_auc'])} ({sep['not_bark_clips']} clips)")
     if result.skipped:
         typer.echo(f"skipped {len(result.skipped)} unreadable file(s); see the warnings above")
     if result.report_dir is not None:

@@ -50,9 +50,11 @@ class TrainingError(Exception):
 
 @dataclass
 class TrainConfig:
-    positives: Path
+    positives: Path | None
     out: Path
     negatives: Path | None = None
+    labels: Path | None = None  # labels.jsonl from `barkwatch label`: "my dog" against everything else
+    init: Path | None = None  # start from this model file's VAE (fine-tuning); its shape and features are kept
     report: Path | None = None
     preset: str = "seed"
     window_s: int = 3
@@ -90,7 +92,7 @@ class TrainConfig:
             raise TrainingError(f"--preset {self.preset}: unknown preset; choose one of {', '.join(PRESETS)}")
         if self.objective not in OBJECTIVES:
             raise TrainingError(f"--objective {self.objective}: choose {' or '.join(OBJECTIVES)}")
-        if self.objective == "joint" and self.negatives is None:
+        if self.objective == "joint" and self.negatives is None and self.labels is None:
             raise TrainingError("--objective joint needs --negatives: the head learns barks against other sounds")
         if self.normalisation not in NORMALISATIONS:
             raise TrainingError(f"--norm {self.normalisation}: choose one of {', '.join(NORMALISATIONS)}")
@@ -112,6 +114,11 @@ class TrainConfig:
             raise TrainingError(f"--out {self.out}: is a folder; give a file name such as {Path(self.out) / 'model.pt'}")
         if self.report is not None and Path(self.report).exists() and not Path(self.report).is_dir():
             raise TrainingError(f"--report {self.report}: exists and is not a folder; give a folder for the report")
+        if self.positives is None and self.labels is None:
+            raise TrainingError("give --positives (a folder of barks) or --labels (a labels.jsonl from "
+                                "`barkwatch label`)")
+        if self.labels is not None and not Path(self.labels).is_file():
+            raise TrainingError(f"--labels {self.labels}: no such file; `barkwatch label DIR` writes DIR/labels.jsonl")
         for flag, folder in (("--positives", self.positives), ("--negatives", self.negatives)):
             if folder is not None and not Path(folder).is_dir():
                 raise TrainingError(f"{flag} {folder}: no such folder; point it at a folder of audio files")
@@ -125,6 +132,7 @@ class Clip:
     label: int  # 1 bark, 0 other
     group: str  # the recording it came from; never split across train/val/test
     waves: np.ndarray | None = None
+    category: str = ""  # with --labels: my_dog, other_dog or not_bark
 
 
 # -- data ------------------------------------------------------------------------------------------------
@@ -219,7 +227,7 @@ def _progress(iterable, progress: bool, **kwargs):
 def read_clips(config: TrainConfig) -> tuple[list[Clip], list[str]]:
     """Read every file and cut its active windows. Returns the clips and the files that were skipped, each as
     "path: reason"."""
-    sources = [(Path(config.positives), 1)]
+    sources = [(Path(config.positives), 1)] if config.positives is not None else []
     if config.negatives is not None:
         sources.append((Path(config.negatives), 0))
     rate = FeatureParams().sample_rate
@@ -228,6 +236,11 @@ def read_clips(config: TrainConfig) -> tuple[list[Clip], list[str]]:
     for root, label in sources:
         manifest = _manifest_groups(root)
         files += [(p, label, recording_group(p, root, manifest)) for p in find_audio_files(root)]
+    categories: dict[Path, str] = {}
+    if config.labels is not None:
+        for path, category in labelled_files(Path(config.labels)):
+            files.append((path, int(category == "my_dog"), labelled_group(path)))
+            categories[path] = category
     excluded = sum(group in config.exclude_sources for _, _, group in files)
     if excluded:
         log.info("left out %d file(s) from %d held-out recording(s)", excluded, len(config.exclude_sources))
@@ -244,8 +257,37 @@ def read_clips(config: TrainConfig) -> tuple[list[Clip], list[str]]:
             continue
         active_db = config.active_db if label == 1 or config.other_active_db is None else config.other_active_db
         windows = active_windows(wave, n, config.max_windows_per_clip, active_db)
-        clips.append(Clip(path=path, label=label, group=group, waves=windows))
+        clips.append(Clip(path=path, label=label, group=group, waves=windows, category=categories.get(path, "")))
     return clips, skipped
+
+
+def labelled_files(labels: Path) -> list[tuple[Path, str]]:
+    """(clip path, label) for every clip with a label in a labels.jsonl, paths relative to its folder."""
+    from .label import labels_in
+
+    return [(labels.parent / name, label) for name, label in sorted(labels_in(labels).items())]
+
+
+_CLIP_TIME = re.compile(r"^(\d{2})\d{4}_")  # record's clip names: HHMMSS_id
+
+
+def labelled_group(path: Path) -> str:
+    """The recording a labelled clip belongs to, for splitting: clips heard in the same hour of the same day
+    (record's <date>/<HHMMSS>_<id> names) are one, as one barking episode must not be on both sides of a split;
+    other files are each their own."""
+    m = _CLIP_TIME.match(path.name)
+    return f"labels:{path.parent.name}/{m.group(1)}" if m else f"labels:{path}"
+
+
+def initial_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A model file's metadata and its (first) VAE's weights, to fine-tune from."""
+    loaded = modelfile.load(path)
+    state = loaded.module.state_dict()
+    for prefix in ("members.0.vae.", "vae."):
+        weights = {k[len(prefix):]: v.detach().clone() for k, v in state.items() if k.startswith(prefix)}
+        if weights:
+            return loaded.metadata, weights
+    raise TrainingError(f"--init {path}: no VAE weights found in this model file")
 
 
 # -- training --------------------------------------------------------------------------------------------
@@ -415,7 +457,7 @@ def _batch_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None, x: 
 
 
 def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: Windows, others: torch.Tensor,
-              rl_weight: float, device: torch.device) -> VAERun:
+              rl_weight: float, device: torch.device, initial: dict[str, torch.Tensor] | None = None) -> VAERun:
     """Train one VAE (and, for the joint objective, its head) with early stopping on ``val``.
 
     For the joint objective ``val`` is judged as heard in training too: the clean windows plus two augmented
@@ -426,7 +468,13 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
     joint = config.objective == "joint"
     sample = spectrograms(features, train.waves[: 4 * config.batch_size].to(device))
     vae = VAE(PRESETS[config.preset], sample.shape[-2], sample.shape[-1])
-    vae.match_output_scale(float(sample.mean()), float(sample.std()))
+    if initial is not None:
+        try:
+            vae.load_state_dict(initial)
+        except RuntimeError as e:
+            raise TrainingError(f"--init: its network does not fit the {config.preset} preset ({e})") from e
+    else:
+        vae.match_output_scale(float(sample.mean()), float(sample.std()))
     vae = vae.to(device)
     head = torch.nn.Linear(vae.latent, 1).to(device) if joint else None
     params = list(vae.parameters()) + (list(head.parameters()) if head is not None else [])
@@ -563,6 +611,50 @@ def split_metrics(member_terms: list[Terms], members: list[tuple[VAERun, LinearC
     return out
 
 
+def separation(member_terms: list[Terms], members: list[tuple[VAERun, LinearClassifier]],
+               clips: list[Clip]) -> dict:
+    """With --labels: how well "my dog" clips stand apart from other dogs' barks and from other sounds, each
+    on its own (clip ROC AUC; NaN where a category has no clip)."""
+    labels, scores = member_terms[0].clip_scores(ensemble_scores(member_terms, members))
+    category = np.array([c.category for c in clips])
+    mine = category == "my_dog"
+    out = {}
+    for name in ("other_dog", "not_bark"):
+        chosen = mine | (category == name)
+        out[f"my_dog_vs_{name}_roc_auc"] = roc_auc(mine[chosen].astype(int), scores[chosen])
+        out[f"{name}_clips"] = int((category == name).sum())
+    out["my_dog_clips"] = int(mine.sum())
+    return out
+
+
+def _from_init(config: TrainConfig) -> tuple[TrainConfig, dict[str, torch.Tensor]]:
+    """Fine-tuning: the network shape, window and features of the --init model (its weights only fit those),
+    and its training augmentation where it recorded one."""
+    metadata, weights = initial_weights(Path(config.init))
+    preset, window = metadata.get("preset"), metadata.get("window_s")
+    norm = (metadata.get("features") or {}).get("normalisation", config.normalisation)
+    if preset not in PRESETS or window not in WINDOW_CHOICES or norm not in NORMALISATIONS:
+        raise TrainingError(f"--init {config.init}: preset {preset!r}, window {window!r} or features {norm!r} "
+                            "are not ones this version trains")
+    if metadata.get("ensemble", 1) > 1:
+        log.info("--init %s: an ensemble; fine-tuning starts from its first member", config.init)
+    changes: dict = {"preset": preset, "window_s": int(window), "normalisation": norm, "objective": "joint"}
+    training = metadata.get("training") or {}
+    aug = training.get("augmentation")
+    if isinstance(aug, dict):
+        changes.update(mix_p=aug.get("mix_p", config.mix_p), spec_masks=aug.get("spec_masks", config.spec_masks),
+                       speed=aug.get("speed", config.speed), shift_p=aug.get("shift_p", config.shift_p),
+                       reverb_p=aug.get("reverb_p", config.reverb_p), lowpass_p=aug.get("lowpass_p", config.lowpass_p))
+        for key in ("mix_snr_db", "level_dbfs", "floor_dbfs"):
+            if key in aug:
+                changes[key] = tuple(aug[key]) if aug[key] is not None else None
+        if "other_active_db" in training:
+            changes["other_active_db"] = training["other_active_db"]
+    log.info("fine-tuning from %s: preset %s, %d s windows, %s features%s", config.init, preset, window, norm,
+             ", its augmentation" if isinstance(aug, dict) else "")
+    return replace(config, **changes), weights
+
+
 # -- the whole job ---------------------------------------------------------------------------------------
 
 
@@ -583,19 +675,23 @@ def train(config: TrainConfig) -> TrainResult:
     config.validate()
     started = time.monotonic()
     device = resolve_device(config.device)
+    initial = None
+    if config.init is not None:
+        config, initial = _from_init(config)
     features = FeatureParams(normalisation=config.normalisation)
     spectrogram = Spectrogram(features).to(device)
     n_samples = window_samples(config.window_s, features.sample_rate)
 
     clips, skipped = read_clips(config)
     positives = [c for c in clips if c.label == 1]
+    where = f"--positives {config.positives}" if config.positives is not None else f"--labels {config.labels}"
     if not positives:
-        raise TrainingError(f"--positives {config.positives}: no readable audio files (wav, flac, ogg, mp3) found")
+        raise TrainingError(f"{where}: no readable bark clips (wav, flac, ogg, mp3) found")
     if config.negatives is not None and not any(c.label == 0 for c in clips):
         raise TrainingError(f"--negatives {config.negatives}: no readable audio files (wav, flac, ogg, mp3) found")
     if len(positives) < 3:
-        raise TrainingError(f"--positives {config.positives}: {len(positives)} usable file(s); "
-                            "training needs at least 3 bark recordings")
+        raise TrainingError(f"{where}: {len(positives)} usable bark clip(s); training needs at least 3")
+    has_negatives = config.negatives is not None or any(c.label == 0 for c in clips)
     for label, flag in ((1, "--positives"), (0, "--negatives")):
         members = [c for c in clips if c.label == label]
         if members and len({c.group for c in members}) < 3:
@@ -604,12 +700,12 @@ def train(config: TrainConfig) -> TrainResult:
                         "optimistic", flag)
             for c in members:
                 c.group = f"file:{c.path}"
-    if config.negatives is None:
+    if not has_negatives:
         log.warning("no --negatives given: the classifier falls back to one-class (threshold from the barks' "
                     "own scores); give other sounds for a real classifier")
 
     splits = split_groups(clips, config.split, config.seed)
-    if config.negatives is not None and not any(c.label == 0 for c in splits["val"]):
+    if has_negatives and not any(c.label == 0 for c in splits["val"]):
         log.warning("no other sounds reached the validation split (too few files): one-class fallback")
     windows = {s: Windows.of(splits[s]) for s in SPLITS}
     others = windows["train"].waves[windows["train"].labels == 0]
@@ -624,7 +720,7 @@ def train(config: TrainConfig) -> TrainResult:
     sweep: list[dict] = []
     best: tuple[float, VAERun, LinearClassifier] | None = None
     for rl_weight in config.rl_weights:
-        run = train_vae(config, spectrogram, fit_on["train"], fit_on["val"], others, rl_weight, device)
+        run = train_vae(config, spectrogram, fit_on["train"], fit_on["val"], others, rl_weight, device, initial)
         val_terms, clf = classifier_for(config, run, spectrogram, windows["val"], device)
         labels, scores = val_terms.clip_scores(clf.score(val_terms.rl, val_terms.kl, val_terms.mu))
         auc = roc_auc(labels, scores)
@@ -634,7 +730,7 @@ def train(config: TrainConfig) -> TrainResult:
                  "val_kl_mean": float(np.mean(val_terms.kl[pos])), "history": run.history}
         sweep.append(entry)
         # With negatives: the best validation AUC. Without: the notebook's rule, the lowest validation RL.
-        key = auc if config.negatives is not None and math.isfinite(auc) else -entry["val_rl_mean"]
+        key = auc if has_negatives and math.isfinite(auc) else -entry["val_rl_mean"]
         if best is None or key > best[0]:
             best = (key, run, clf)
     assert best is not None
@@ -645,7 +741,7 @@ def train(config: TrainConfig) -> TrainResult:
     for k in range(1, config.ensemble):
         log.info("ensemble member %d of %d", k + 1, config.ensemble)
         extra = train_vae(replace(config, seed=config.seed + k), spectrogram, fit_on["train"], fit_on["val"],
-                          others, run.rl_weight, device)
+                          others, run.rl_weight, device, initial)
         members.append((extra, classifier_for(config, extra, spectrogram, windows["val"], device)[1]))
 
     terms = {s: [measure(r.vae, r.head, spectrogram, windows[s], device) for r, _ in members]
@@ -654,6 +750,9 @@ def train(config: TrainConfig) -> TrainResult:
         val_labels, val_scores = terms["val"][0].clip_scores(ensemble_scores(terms["val"], members))
         clf = replace(clf, threshold=best_threshold(val_labels, val_scores))
     metrics = {s: split_metrics(terms[s], members, clf.threshold) for s in terms}
+    for s in terms:
+        if any(c.category for c in splits[s]):
+            metrics[s]["separation"] = separation(terms[s], members, splits[s])
     seconds = time.monotonic() - started
 
     if len(members) == 1:
@@ -675,8 +774,10 @@ def train(config: TrainConfig) -> TrainResult:
         "features": {**features.to_dict(), "frames": features.frames(n_samples)},
         "classifier": clf.to_dict(),
         "training": {
-            "positives": str(config.positives),
+            "positives": str(config.positives) if config.positives else None,
             "negatives": str(config.negatives) if config.negatives else None,
+            "labels": str(config.labels) if config.labels else None,
+            "init": str(config.init) if config.init else None,
             "files": {"positive": len(positives), "negative": len(clips) - len(positives),
                       "skipped": len(skipped)},
             "sources": {s: len({c.group for c in splits[s]}) for s in SPLITS},
