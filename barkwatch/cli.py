@@ -690,7 +690,7 @@ def record(
     from datetime import datetime as _dt
 
     from .capture import NativeStderrFilter
-    from .devices import DeviceError, FileSource, list_inputs, resolve
+    from .devices import DeviceError, list_inputs, resolve
     from .listen import Listener, ListenError
     from .record import KEEP_CHOICES, LevelScorer, Recorder, read_index
     from .serve import opener_for

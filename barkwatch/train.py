@@ -118,7 +118,8 @@ class TrainConfig:
             raise TrainingError("give --positives (a folder of barks) or --labels (a labels.jsonl from "
                                 "`barkwatch label`)")
         if self.labels is not None and not Path(self.labels).is_file():
-            raise TrainingError(f"--labels {self.labels}: no such file; `barkwatch label DIR` writes DIR/labels.jsonl")
+            raise TrainingError(f"--labels {self.labels}: no such file; `barkwatch label DIR` writes "
+                                "DIR/labels.jsonl")
         for flag, folder in (("--positives", self.positives), ("--negatives", self.negatives)):
             if folder is not None and not Path(folder).is_dir():
                 raise TrainingError(f"{flag} {folder}: no such folder; point it at a folder of audio files")
