@@ -512,8 +512,9 @@ def _audio_paths(flag: str, given: List[Path]) -> list[Path]:
 def calibrate(
     background: List[Path] = typer.Option(..., "--background", help="Recordings of the home with no barking "
                                           "(files or folders; repeatable): every event on them is a false alarm."),
-    barks: List[Path] = typer.Option([], "--barks", help="Clips of the dog barking (files or folders; "
-                                     "repeatable): a clip with an event is found. Gives the recall column."),
+    barks: List[Path] = typer.Option([], "--barks", help="Clips of the dog barking (files, folders, or a "
+                                     "labels.jsonl for its 'my dog' clips; repeatable): a clip with an event "
+                                     "is found. Gives the recall column."),
     budget: float = typer.Option(0.5, "--budget", min=0.0, help="False alarms per hour to allow."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the config's, else "
                                          "models/default.pt)."),
@@ -537,7 +538,13 @@ def calibrate(
     loaded_config = _load_config(config_file, {})
     config = loaded_config.config
     background_paths = _audio_paths("--background", background)
-    bark_paths = _audio_paths("--barks", barks)
+    bark_paths = _audio_paths("--barks", [b for b in barks if b.suffix != ".jsonl"])
+    for listing in (b for b in barks if b.suffix == ".jsonl"):  # labels.jsonl: its "my dog" clips
+        from .train import labelled_files
+
+        if not listing.is_file():
+            fail(f"--barks {listing}: no such file")
+        bark_paths += [p for p, label in labelled_files(listing) if label == "my_dog"]
     model_path = model or (Path(config.model.path) if config.model.path else None)
     device, loaded, engine_settings, settings = _detector(
         model_path, config.model.compute, config.model.threads, config.detector.hop_s, config.detector.gate_dbfs,

@@ -148,3 +148,16 @@ def test_calibrate_stops_on_corrupt_audio_and_writes_nothing(home, tmp_path):
                      "--set-config", str(config), "-q")
     assert result.returncode == 1 and "bad.wav" in result.stderr
     assert not config.exists()
+
+
+def test_calibrate_takes_the_my_dog_clips_of_a_labels_file(tmp_path):
+    dogs, others = sorted(DOGS.iterdir())[:3], sorted(OTHERS.iterdir())[:4]
+    lines = [{"clip": str(p), "label": "my_dog"} for p in dogs] + [{"clip": str(others[0]), "label": "not_bark"}]
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    result = run_cli("calibrate", "--background", str(others[1]), "--background", str(others[2]), "--barks",
+                     str(labels), "--budget", "100", "--json", "-q")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["chosen"]["barks"] == 3
+    result = run_cli("calibrate", "--background", str(others[1]), "--barks", str(tmp_path / "none.jsonl"))
+    assert result.returncode == 2 and "none.jsonl: no such file" in result.stderr
