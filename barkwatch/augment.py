@@ -19,11 +19,15 @@ All functions are pure (a torch ``Generator`` in, new tensors out) and work on b
 - ``low_pass``: microphones and resamplers cut the top of the spectrum (a 44.1 kHz card resampled to 22,050 Hz
   loses the top half kilohertz, a cheap USB microphone much more); a random cut-off keeps the model from
   relying on the last bands.
+- ``colour``: every microphone, wall and distance colours the sound differently; a random smooth equaliser
+  (a spectral tilt plus a few broad boosts and cuts on a log-frequency axis) keeps the model from learning
+  the datasets' own microphones.
 - ``spec_augment``: SpecAugment's time and frequency masks (Park et al. 2019), against learning one narrow cue.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +47,8 @@ class Augmentation:
     rt60_s: tuple[float, float] = (0.1, 0.8)
     lowpass_p: float = 0.0  # chance of a low-pass at a random cut-off per window
     lowpass_hz: tuple[float, float] = (4000.0, 10500.0)
+    colour_p: float = 0.0  # chance of a random equaliser per window
+    colour_db: float = 12.0  # its largest boost or cut
     spec_masks: bool = False
     time_masks: int = 2
     time_mask_frames: int = 6
@@ -164,6 +170,26 @@ def low_pass(waves: torch.Tensor, p: float, cutoff_hz: tuple[float, float], gene
     return torch.where((torch.rand(n, generator=generator) < p)[:, None], filtered, waves)
 
 
+def colour(waves: torch.Tensor, p: float, max_db: float, generator: torch.Generator,
+           sample_rate: int = 22050) -> torch.Tensor:
+    """With chance ``p``, filter each window by a random smooth gain curve: a tilt of up to ``max_db / 2`` dB
+    per decade around 1 kHz plus three Gaussian bumps (one octave wide, up to ``max_db`` up or down) at random
+    places between 100 Hz and 8 kHz; the window's RMS is kept."""
+    n, samples = waves.shape
+    spectrum = torch.fft.rfft(waves, dim=1)
+    freqs = torch.fft.rfftfreq(samples, d=1.0 / sample_rate).clamp(min=20.0)
+    octave = torch.log2(freqs / 1000.0)[None, :]
+    gain_db = _uniform(n, (-max_db / 2, max_db / 2), generator)[:, None] * octave / math.log2(10.0)
+    for _ in range(3):
+        centre = _uniform(n, (math.log2(0.1), math.log2(8.0)), generator)[:, None]
+        height = _uniform(n, (-max_db, max_db), generator)[:, None]
+        gain_db = gain_db + height * torch.exp(-0.5 * ((octave - centre) / 0.5) ** 2)
+    gain_db = gain_db.clamp(-max_db, max_db)
+    filtered = torch.fft.irfft(spectrum * 10.0 ** (gain_db / 20.0), n=samples, dim=1)
+    filtered = filtered * (rms(waves) / rms(filtered).clamp(min=1e-8))[:, None]
+    return torch.where((torch.rand(n, generator=generator) < p)[:, None], filtered, waves)
+
+
 def spec_augment(x: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
     """Zero ``time_masks`` random runs of up to ``time_mask_frames`` frames and ``freq_masks`` runs of up to
     ``freq_mask_bands`` mel bands in each spectrogram ``[B, 1, F, T]`` (zero is the scale's floor)."""
@@ -182,7 +208,8 @@ def spec_augment(x: torch.Tensor, aug: Augmentation, generator: torch.Generator)
 
 
 def augment(waves: torch.Tensor, others: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
-    """The waveform steps in order: shift, speed, mix into other sounds, room, low-pass, level, noise floor."""
+    """The waveform steps in order: shift, speed, mix into other sounds, room, low-pass, colour, level, noise
+    floor."""
     if aug.shift_p > 0:
         waves = shift_in_time(waves, aug.shift_p, generator)
     if aug.speed > 0:
@@ -192,6 +219,8 @@ def augment(waves: torch.Tensor, others: torch.Tensor, aug: Augmentation, genera
         waves = add_reverb(waves, aug.reverb_p, aug.rt60_s, generator)
     if aug.lowpass_p > 0:
         waves = low_pass(waves, aug.lowpass_p, aug.lowpass_hz, generator)
+    if aug.colour_p > 0:
+        waves = colour(waves, aug.colour_p, aug.colour_db, generator)
     if aug.level_dbfs is not None:
         waves = set_level(waves, aug.level_dbfs, generator)
     if aug.floor_dbfs is not None:

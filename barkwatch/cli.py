@@ -136,6 +136,8 @@ def train(
     reverb: float = typer.Option(0.0, "--reverb", help="Joint: chance of a synthetic room response per window."),
     lowpass: float = typer.Option(0.0, "--lowpass", help="Joint: chance of a low-pass at 4-10.5 kHz per window "
                                   "(microphones and resampling cut the top of the spectrum)."),
+    colour: float = typer.Option(0.0, "--colour", help="Joint: chance of a random equaliser per window (tilt "
+                                 "and broad boosts or cuts up to 12 dB: other microphones and rooms)."),
     spec_masks: bool = typer.Option(False, "--spec-masks", help="Joint: SpecAugment time and frequency masks."),
     other_active_db: Optional[float] = typer.Option(None, "--other-active-db", help="Cut other sounds' windows "
                                                     "from anywhere within this many dB of their loudest "
@@ -174,7 +176,8 @@ def train(
                          level_dbfs=_parse_range("--level", level) if level else None,
                          floor_dbfs=_parse_range("--noise-floor", noise_floor) if noise_floor else None,
                          spec_masks=spec_masks, other_active_db=other_active_db, split=_parse_split(split),
-                         speed=speed, shift_p=shift, reverb_p=reverb, lowpass_p=lowpass, ensemble=ensemble,
+                         speed=speed, shift_p=shift, reverb_p=reverb, lowpass_p=lowpass, colour_p=colour,
+                         ensemble=ensemble,
                          focal_gamma=focal,
                          batch_size=batch_size,
                          max_windows_per_clip=windows_per_clip, device=device, seed=seed,

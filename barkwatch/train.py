@@ -71,6 +71,7 @@ class TrainConfig:
     speed: float = 0.0  # joint: speed perturbation, +- this fraction
     reverb_p: float = 0.0  # joint: chance of a synthetic room response
     lowpass_p: float = 0.0  # joint: chance of a random low-pass
+    colour_p: float = 0.0  # joint: chance of a random equaliser
     normalisation: str = "minmax"  # or "db", see features.py
     other_active_db: float | None = None  # negatives: windows within this many dB of the loudest (None: active_db)
     lr: float = 1e-3  # the notebook's 1e-2 makes the network diverge in eval mode after a few hundred steps
@@ -379,7 +380,8 @@ def spectrograms(features: Spectrogram, waves: torch.Tensor) -> torch.Tensor:
 def augmentation(config: TrainConfig) -> Augmentation:
     return Augmentation(mix_p=config.mix_p, mix_snr_db=config.mix_snr_db, level_dbfs=config.level_dbfs,
                         floor_dbfs=config.floor_dbfs, spec_masks=config.spec_masks, shift_p=config.shift_p,
-                        speed=config.speed, reverb_p=config.reverb_p, lowpass_p=config.lowpass_p)
+                        speed=config.speed, reverb_p=config.reverb_p, lowpass_p=config.lowpass_p,
+                        colour_p=config.colour_p)
 
 
 @dataclass
@@ -645,7 +647,8 @@ def _from_init(config: TrainConfig) -> tuple[TrainConfig, dict[str, torch.Tensor
     if isinstance(aug, dict):
         changes.update(mix_p=aug.get("mix_p", config.mix_p), spec_masks=aug.get("spec_masks", config.spec_masks),
                        speed=aug.get("speed", config.speed), shift_p=aug.get("shift_p", config.shift_p),
-                       reverb_p=aug.get("reverb_p", config.reverb_p), lowpass_p=aug.get("lowpass_p", config.lowpass_p))
+                       reverb_p=aug.get("reverb_p", config.reverb_p), lowpass_p=aug.get("lowpass_p", config.lowpass_p),
+                       colour_p=aug.get("colour_p", config.colour_p))
         for key in ("mix_snr_db", "level_dbfs", "floor_dbfs"):
             if key in aug:
                 changes[key] = tuple(aug[key]) if aug[key] is not None else None

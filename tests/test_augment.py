@@ -93,6 +93,22 @@ def test_shift_in_time_moves_a_burst_anywhere_and_keeps_every_sample():
     assert torch.equal(shift_in_time(burst, 0.0, g), burst)
 
 
+def test_colour_is_a_smooth_bounded_equaliser_that_keeps_the_level():
+    from barkwatch.augment import colour
+
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(50, 22050) * 0.1
+    out = colour(noise, 1.0, 12.0, g)
+    assert torch.allclose(rms(out), rms(noise), rtol=1e-4)
+    gain_db = 20 * torch.log10(torch.fft.rfft(out, dim=1).abs() / torch.fft.rfft(noise, dim=1).abs())
+    gain_db = gain_db - gain_db.median(dim=1, keepdim=True).values
+    assert gain_db.abs().max() < 2 * 12.0 + 3  # within the bounds, give or take the level correction
+    assert gain_db[:, 1:].std(dim=1).min() > 0.3  # every window really filtered
+    # Smooth: neighbouring frequency bins (1 Hz apart) differ by a tiny fraction of a dB.
+    assert (gain_db[:, 101:] - gain_db[:, 100:-1]).abs().max() < 0.5
+    assert torch.equal(colour(noise, 0.0, 12.0, g), noise)
+
+
 def test_change_speed_shifts_a_tone_by_the_drawn_factor_and_keeps_length():
     from barkwatch.augment import change_speed
 
