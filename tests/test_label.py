@@ -65,12 +65,13 @@ def recorded(tmp_path):
 class Tmux:
     """A detached tmux session running one command in a fixed-size window."""
 
-    def __init__(self, tmp_path: Path, command: list[str]):
+    def __init__(self, tmp_path: Path, command: list[str], env: dict[str, str] | None = None):
         self.name = f"bw{os.getpid()}{int(time.time() * 1000) % 100000}"
         self.socket = str(tmp_path / "tmux.sock")
-        env = " ".join(f"{k}={v}" for k, v in (("XDG_STATE_HOME", os.environ.get("XDG_STATE_HOME", "")),))
-        shell = f"cd {REPO} && {env} {' '.join(command)}; echo EXITED $?; sleep 30"
-        self.tmux("new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", shell)
+        env = {"XDG_STATE_HOME": os.environ.get("XDG_STATE_HOME", ""), **(env or {})}
+        shell = f"cd {REPO} && {' '.join(command)}; echo EXITED $?; sleep 30"
+        options = [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
+        self.tmux("new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", *options, shell)
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=20,
@@ -101,8 +102,8 @@ def tmux(tmp_path):
         pytest.skip("tmux is not installed (apt-get install tmux, or run scripts/setup)")
     sessions: list[Tmux] = []
 
-    def start(*args: str) -> Tmux:
-        session = Tmux(tmp_path, [sys.executable, "-m", "barkwatch", *args])
+    def start(*args: str, env: dict[str, str] | None = None) -> Tmux:
+        session = Tmux(tmp_path, [sys.executable, "-m", "barkwatch", *args], env)
         sessions.append(session)
         return session
 
@@ -151,6 +152,28 @@ def test_labelling_through_a_terminal_resumes_and_undoes(recorded, tmux):
     lines = [json.loads(x) for x in (recorded / "labels.jsonl").read_text().splitlines()]
     assert [x["label"] for x in lines] == ["my_dog", "other_dog", None, "my_dog", "not_bark", "not_bark"]
     assert all(x["score"] is None or 0 <= x["score"] <= 1 for x in lines)
+
+
+def test_with_an_output_device_each_clip_is_played(recorded, tmux, vmic):
+    # The virtual microphone's server is also an output: what label plays into its sink, the microphone hears.
+    env = {k: v for k, v in vmic.env().items() if os.environ.get(k) != v}
+    t = tmux("label", str(recorded), env=env)
+    screen = t.wait_for("clip 1 of 5")
+    assert "playing" in screen and "not playing" not in screen
+    listen = ("import sys, numpy as np, sounddevice as sd\n"
+              "a = sd.rec(4 * 22050, samplerate=22050, channels=1, device=sys.argv[1]); sd.wait()\n"
+              "print(20 * np.log10(np.sqrt(np.mean(a ** 2)) + 1e-12))")
+    capture = subprocess.Popen([sys.executable, "-c", listen, vmic.name], env=vmic.env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # sounddevice imported and the stream open
+    t.keys("r")  # replay, while the microphone listens
+    out, err = capture.communicate(timeout=60)
+    assert capture.returncode == 0, err
+    played_db = float(out.strip().splitlines()[-1])
+    t.keys("q")
+    t.wait_for("EXITED 0")
+    # Silence on the sink reads as digital silence (-240 here with --no-play); the dog clip is far above it.
+    assert played_db > -50.0, played_db
 
 
 def test_label_needs_a_terminal_and_a_folder_with_clips(tmp_path, recorded):
