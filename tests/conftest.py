@@ -121,3 +121,15 @@ def vmic():
                     "apt-get install pulseaudio pulseaudio-utils libasound2-plugins (or run scripts/setup)")
     with VirtualMic(rate=22050, channels=1) as mic:
         yield mic
+
+
+@pytest.fixture
+def berlin(monkeypatch):
+    """The process's local time zone is Europe/Berlin (DST on the last Sunday of March and October)."""
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

@@ -6,11 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 
 from barkwatch.activity import episodes_of, hour_pieces, summarise
 from conftest import SAMPLES, run_cli
@@ -19,15 +17,6 @@ from conftest import SAMPLES, run_cli
 def record(start: datetime, seconds: float, event: str = "bark") -> dict:
     return {"event": event, "start": start.isoformat(), "end": (start + timedelta(seconds=seconds)).isoformat(),
             "peak_score": 0.9, "source": "mic", "clip": None}
-
-
-@pytest.fixture
-def berlin(monkeypatch):
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def test_a_bark_over_the_hour_counts_in_both_hours_by_its_seconds(berlin):

@@ -57,16 +57,6 @@ def wait_for(condition, timeout: float = 5.0) -> None:
 
 
 @pytest.fixture
-def berlin(monkeypatch):
-    """The process's local time zone is Europe/Berlin (DST on the last Sunday of March and October)."""
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-@pytest.fixture
 def tiny_fs(tmpfs):
     return tmpfs("64k")
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -158,20 +156,6 @@ def test_peak_mean_and_loss_terms_come_from_the_high_windows():
 def test_settings_validation_names_the_field(field, kwargs):
     with pytest.raises(ValueError, match=f"^{field} "):
         TrackerSettings(**{"threshold": 0.5, **kwargs})
-
-
-@pytest.fixture
-def berlin():
-    """Local time in Europe/Berlin for the test, restored afterwards."""
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    time.tzset()
-    yield
-    if saved is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = saved
-    time.tzset()
 
 
 EVENT = Event(id="abc", start_s=30.0, end_s=120.0, detected_s=30.5, peak_score=0.987654, mean_score=0.91234,
