@@ -690,7 +690,8 @@ def train(config: TrainConfig) -> TrainResult:
     positives = [c for c in clips if c.label == 1]
     where = f"--positives {config.positives}" if config.positives is not None else f"--labels {config.labels}"
     if not positives:
-        raise TrainingError(f"{where}: no readable bark clips (wav, flac, ogg, mp3) found")
+        raise TrainingError(f"{where}: no readable audio files (wav, flac, ogg, mp3) found"
+                            + ("" if config.positives is not None else " among its 'my dog' clips"))
     if config.negatives is not None and not any(c.label == 0 for c in clips):
         raise TrainingError(f"--negatives {config.negatives}: no readable audio files (wav, flac, ogg, mp3) found")
     if len(positives) < 3:
