@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
+from contextlib import nullcontext
 import os
 import sys
 from dataclasses import dataclass
@@ -197,7 +199,7 @@ def run(folder: Path, score_clip: Callable[[Path], float | None], play: bool = T
     message = "" if player.available else player.why
     i = next((k for k, c in enumerate(clips) if c.name not in labelled), len(clips))
     try:
-        with _KeyReader() if read_key is None else _nothing() as keys:
+        with _KeyReader() if read_key is None else nullcontext() as keys:
             read = read_key or keys.read
             while i < len(clips):
                 clip = clips[i]
@@ -250,22 +252,11 @@ def run(folder: Path, score_clip: Callable[[Path], float | None], play: bool = T
 
 
 def _counts(labelled: dict[str, str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for label in labelled.values():
-        counts[label] = counts.get(label, 0) + 1
-    return counts
+    return dict(Counter(labelled.values()))
 
 
 class LabelError(Exception):
     """A folder that cannot be labelled; the message says why."""
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 class _KeyReader:
