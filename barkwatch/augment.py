@@ -56,8 +56,17 @@ class Augmentation:
     freq_mask_bands: int = 16
 
 
-def _uniform(n: int, bounds: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
-    return torch.empty(n).uniform_(bounds[0], bounds[1], generator=generator)
+# Random numbers are always drawn on the CPU from the caller's generator (the same sequence on every device, so
+# a seed means the same augmentation anywhere) and then moved to where the audio is: on a GPU only these small
+# draws travel, and the work on whole windows (FFTs, gathers) runs beside the network.
+def _uniform(n: int, bounds: tuple[float, float], generator: torch.Generator,
+             device: torch.device | str = "cpu") -> torch.Tensor:
+    return torch.empty(n).uniform_(bounds[0], bounds[1], generator=generator).to(device)
+
+
+def _chance(n: int, p: float, generator: torch.Generator, device: torch.device | str) -> torch.Tensor:
+    """``[n, 1]`` booleans, each true with chance ``p``."""
+    return (torch.rand(n, generator=generator) < p)[:, None].to(device)
 
 
 def rms(waves: torch.Tensor) -> torch.Tensor:
@@ -71,37 +80,38 @@ def mix_into_others(waves: torch.Tensor, others: torch.Tensor, p: float, snr_db:
     n = len(waves)
     if n == 0 or len(others) == 0:
         return waves
-    chosen = others[torch.randint(len(others), (n,), generator=generator)]
-    snr = _uniform(n, snr_db, generator)
+    chosen = others[torch.randint(len(others), (n,), generator=generator).to(others.device)].to(waves.device)
+    snr = _uniform(n, snr_db, generator, waves.device)
     gain = rms(waves) / (rms(chosen).clamp(min=1e-8) * 10.0 ** (snr / 20.0))
     mixed = waves + gain[:, None] * chosen
-    return torch.where((torch.rand(n, generator=generator) < p)[:, None], mixed, waves)
+    return torch.where(_chance(n, p, generator, waves.device), mixed, waves)
 
 
 def set_level(waves: torch.Tensor, dbfs: tuple[float, float], generator: torch.Generator,
               max_gain_db: float = 40.0) -> torch.Tensor:
     """Scale each window to an RMS level drawn from ``dbfs``, never by more than ``max_gain_db`` (a silent
     window stays silent) and never past full scale."""
-    target = 10.0 ** (_uniform(len(waves), dbfs, generator) / 20.0)
+    target = 10.0 ** (_uniform(len(waves), dbfs, generator, waves.device) / 20.0)
     gain = (target / rms(waves).clamp(min=1e-8)).clamp(max=10.0 ** (max_gain_db / 20.0))
     peak = waves.abs().amax(dim=1).clamp(min=1e-8)
     gain = torch.minimum(gain, 0.99 / peak)
     return waves * gain[:, None]
 
 
-def pink_noise(n: int, samples: int, generator: torch.Generator) -> torch.Tensor:
+def pink_noise(n: int, samples: int, generator: torch.Generator,
+               device: torch.device | str = "cpu") -> torch.Tensor:
     """``n`` windows of pink (1/f power) noise with unit RMS."""
-    white = torch.randn(n, samples, generator=generator)
+    white = torch.randn(n, samples, generator=generator).to(device)
     spectrum = torch.fft.rfft(white, dim=1)
-    f = torch.arange(spectrum.shape[1], dtype=torch.float32).clamp(min=1.0)
+    f = torch.arange(spectrum.shape[1], dtype=torch.float32, device=device).clamp(min=1.0)
     noise = torch.fft.irfft(spectrum / f.sqrt(), n=samples, dim=1)
     return noise / rms(noise).clamp(min=1e-8)[:, None]
 
 
 def add_noise_floor(waves: torch.Tensor, dbfs: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
     """Add pink noise at an RMS level drawn from ``dbfs`` to each window."""
-    level = 10.0 ** (_uniform(len(waves), dbfs, generator) / 20.0)
-    return waves + level[:, None] * pink_noise(len(waves), waves.shape[1], generator)
+    level = 10.0 ** (_uniform(len(waves), dbfs, generator, waves.device) / 20.0)
+    return waves + level[:, None] * pink_noise(len(waves), waves.shape[1], generator, waves.device)
 
 
 def shift_in_time(waves: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
@@ -113,15 +123,16 @@ def shift_in_time(waves: torch.Tensor, p: float, generator: torch.Generator) -> 
     offset = torch.randint(0, samples, (n,), generator=generator)
     offset = torch.where(torch.rand(n, generator=generator) < p, offset, torch.zeros_like(offset))
     index = (torch.arange(samples)[None, :] - offset[:, None]) % samples
-    return torch.gather(waves, 1, index)
+    return torch.gather(waves, 1, index.to(waves.device))
 
 
 def change_speed(waves: torch.Tensor, speed: float, generator: torch.Generator) -> torch.Tensor:
     """Play each window at a random speed in ``[1 - speed, 1 + speed]`` (pitch and tempo together, linear
     interpolation), keeping its length: faster windows end in silence, slower ones are cut."""
     n, samples = waves.shape
-    rate = 1.0 + _uniform(n, (-speed, speed), generator)
-    position = torch.arange(samples, dtype=torch.float32)[None, :] * rate[:, None]  # where output i reads from
+    rate = 1.0 + _uniform(n, (-speed, speed), generator, waves.device)
+    # where output sample i reads from
+    position = torch.arange(samples, dtype=torch.float32, device=waves.device)[None, :] * rate[:, None]
     left = position.floor().long()
     frac = position - left
     inside = left < samples - 1
@@ -131,12 +142,12 @@ def change_speed(waves: torch.Tensor, speed: float, generator: torch.Generator) 
 
 
 def room_response(n: int, length: int, sample_rate: int, rt60_s: tuple[float, float],
-                  generator: torch.Generator) -> torch.Tensor:
+                  generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
     """``n`` synthetic room impulse responses of ``length`` samples: Gaussian noise under a decay of 60 dB in
     an RT60 drawn from ``rt60_s``, with the direct sound at t = 0; unit energy."""
-    t = torch.arange(length, dtype=torch.float32)[None, :] / sample_rate
-    rt60 = _uniform(n, rt60_s, generator)[:, None]
-    tail = torch.randn(n, length, generator=generator) * 10.0 ** (-3.0 * t / rt60)
+    t = torch.arange(length, dtype=torch.float32, device=device)[None, :] / sample_rate
+    rt60 = _uniform(n, rt60_s, generator, device)[:, None]
+    tail = torch.randn(n, length, generator=generator).to(device) * 10.0 ** (-3.0 * t / rt60)
     tail[:, 0] = 1.0
     return tail / tail.square().sum(dim=1, keepdim=True).sqrt()
 
@@ -147,13 +158,13 @@ def add_reverb(waves: torch.Tensor, p: float, rt60_s: tuple[float, float], gener
     window at a random wet share."""
     n, samples = waves.shape
     length = min(samples, int(rt60_s[1] * sample_rate))
-    rir = room_response(n, length, sample_rate, rt60_s, generator)
+    rir = room_response(n, length, sample_rate, rt60_s, generator, waves.device)
     size = samples + length
     wet = torch.fft.irfft(torch.fft.rfft(waves, n=size) * torch.fft.rfft(rir, n=size), n=size)[:, :samples]
     wet = wet * (rms(waves) / rms(wet).clamp(min=1e-8))[:, None]
-    share = torch.rand(n, generator=generator)[:, None]
+    share = torch.rand(n, generator=generator)[:, None].to(waves.device)
     mixed = (1 - share) * waves + share * wet
-    return torch.where((torch.rand(n, generator=generator) < p)[:, None], mixed, waves)
+    return torch.where(_chance(n, p, generator, waves.device), mixed, waves)
 
 
 def low_pass(waves: torch.Tensor, p: float, cutoff_hz: tuple[float, float], generator: torch.Generator,
@@ -162,12 +173,12 @@ def low_pass(waves: torch.Tensor, p: float, cutoff_hz: tuple[float, float], gene
     frequency domain, with a 200 Hz cosine taper against ringing)."""
     n, samples = waves.shape
     spectrum = torch.fft.rfft(waves, dim=1)
-    freqs = torch.fft.rfftfreq(samples, d=1.0 / sample_rate)[None, :]
-    cutoff = _uniform(n, cutoff_hz, generator)[:, None]
+    freqs = torch.fft.rfftfreq(samples, d=1.0 / sample_rate, device=waves.device)[None, :]
+    cutoff = _uniform(n, cutoff_hz, generator, waves.device)[:, None]
     taper = ((cutoff - freqs) / 200.0).clamp(0.0, 1.0)
     gain = 0.5 - 0.5 * torch.cos(torch.pi * taper)
     filtered = torch.fft.irfft(spectrum * gain, n=samples, dim=1)
-    return torch.where((torch.rand(n, generator=generator) < p)[:, None], filtered, waves)
+    return torch.where(_chance(n, p, generator, waves.device), filtered, waves)
 
 
 def colour(waves: torch.Tensor, p: float, max_db: float, generator: torch.Generator,
@@ -177,17 +188,17 @@ def colour(waves: torch.Tensor, p: float, max_db: float, generator: torch.Genera
     places between 100 Hz and 8 kHz; the window's RMS is kept."""
     n, samples = waves.shape
     spectrum = torch.fft.rfft(waves, dim=1)
-    freqs = torch.fft.rfftfreq(samples, d=1.0 / sample_rate).clamp(min=20.0)
+    freqs = torch.fft.rfftfreq(samples, d=1.0 / sample_rate, device=waves.device).clamp(min=20.0)
     octave = torch.log2(freqs / 1000.0)[None, :]
-    gain_db = _uniform(n, (-max_db / 2, max_db / 2), generator)[:, None] * octave / math.log2(10.0)
+    gain_db = _uniform(n, (-max_db / 2, max_db / 2), generator, waves.device)[:, None] * octave / math.log2(10.0)
     for _ in range(3):
-        centre = _uniform(n, (math.log2(0.1), math.log2(8.0)), generator)[:, None]
-        height = _uniform(n, (-max_db, max_db), generator)[:, None]
+        centre = _uniform(n, (math.log2(0.1), math.log2(8.0)), generator, waves.device)[:, None]
+        height = _uniform(n, (-max_db, max_db), generator, waves.device)[:, None]
         gain_db = gain_db + height * torch.exp(-0.5 * ((octave - centre) / 0.5) ** 2)
     gain_db = gain_db.clamp(-max_db, max_db)
     filtered = torch.fft.irfft(spectrum * 10.0 ** (gain_db / 20.0), n=samples, dim=1)
     filtered = filtered * (rms(waves) / rms(filtered).clamp(min=1e-8))[:, None]
-    return torch.where((torch.rand(n, generator=generator) < p)[:, None], filtered, waves)
+    return torch.where(_chance(n, p, generator, waves.device), filtered, waves)
 
 
 def spec_augment(x: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:

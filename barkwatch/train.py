@@ -487,6 +487,8 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
     stopper = PrecheltStopping()
     aug = augmentation(config)
     rng = torch.Generator().manual_seed(config.seed)
+    if joint:
+        others = others.to(device)  # augmentation runs where the network does
     history: dict[str, list[float]] = {k: [] for k in ("train_loss", "val_loss", "train_rl", "train_kl",
                                                        "val_rl", "val_kl")}
     best = (copy.deepcopy(vae.state_dict()), copy.deepcopy(head.state_dict()) if head is not None else None)
@@ -498,10 +500,10 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
         for idx in torch.randperm(len(train.waves), generator=rng).split(config.batch_size):
             if len(idx) < 2:  # BatchNorm cannot train on a single window
                 continue
-            waves = train.waves[idx]
+            waves = train.waves[idx].to(device)
             if joint:
                 waves = augment(waves, others, aug, rng)
-            x = spectrograms(features, waves.to(device))
+            x = spectrograms(features, waves)
             if joint and aug.spec_masks:
                 x = spec_augment(x, aug, rng)
             loss, rl, kl = _batch_loss(config, vae, head, x, train.labels[idx].to(device), rl_weight, pos_weight)

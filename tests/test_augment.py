@@ -1,6 +1,7 @@
 """Training augmentation: each step does what its docstring says, on real numbers."""
 
 import numpy as np
+import pytest
 import torch
 
 from barkwatch.augment import Augmentation, add_noise_floor, augment, pink_noise, rms, set_level, spec_augment
@@ -144,3 +145,28 @@ def test_low_pass_removes_what_is_above_the_cutoff_only():
     spectrum = torch.fft.rfft(out, dim=1).abs()  # 1 Hz bins
     assert torch.allclose(spectrum[:, 1000], torch.full((4,), 11025.0), rtol=1e-3)
     assert (spectrum[:, 10800] < 1.0).all()
+
+
+def _accelerators() -> list[str]:
+    found = ["cuda"] if torch.cuda.is_available() else []
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+@pytest.mark.skipif(not _accelerators(), reason="needs CUDA or MPS (run on a GPU machine)")
+@pytest.mark.parametrize("device", _accelerators() or ["none"])
+def test_augmentation_on_an_accelerator_matches_the_cpu_draw_for_draw(device):
+    # Training augments where the network runs; the random draws come from the same CPU generator, so one seed
+    # must give the same windows on any device (up to FFT rounding).
+    aug = Augmentation(mix_p=0.8, mix_snr_db=(-15.0, 20.0), level_dbfs=(-50.0, -10.0), floor_dbfs=(-80.0, -50.0),
+                       spec_masks=True, shift_p=0.5, speed=0.15, reverb_p=0.5, lowpass_p=0.5, colour_p=0.5)
+    waves = torch.randn(16, 22050, generator=torch.Generator().manual_seed(1)) * 0.1
+    others = torch.randn(40, 22050, generator=torch.Generator().manual_seed(2)) * 0.05
+    on_cpu = augment(waves, others, aug, torch.Generator().manual_seed(3))
+    there = augment(waves.to(device), others.to(device), aug, torch.Generator().manual_seed(3))
+    assert there.device.type == device
+    assert torch.allclose(there.cpu(), on_cpu, atol=1e-4 * float(on_cpu.abs().max()))
+    x = torch.rand(16, 1, 64, 44)
+    masked = spec_augment(x.to(device), aug, torch.Generator().manual_seed(4))
+    assert torch.equal(masked.cpu(), spec_augment(x, aug, torch.Generator().manual_seed(4)))

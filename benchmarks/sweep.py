@@ -1,0 +1,174 @@
+"""Train several recipes side by side on one machine and score each on the validation mix.
+
+    python benchmarks/sweep.py --plan PLAN --data ../shared/data/barks-dev --out DIR \
+        [--jobs 8] [--device cuda] [--deadline 480] [--mix runs/household-val120]
+
+PLAN has one recipe a line, ``NAME: train flags`` (``#`` starts a comment); every recipe is trained with
+``barkwatch train --objective joint --out DIR/NAME.pt`` on the dev data minus the test and validation
+recordings, then scored with ``household.py evaluate`` on the validation mix (built first when ``--mix`` does
+not exist yet). Each recipe runs in its own process with one CPU thread, so a GPU machine with many cores trains
+a dozen recipes at once. ``--deadline`` (seconds from the start) stops what is still running in time for the
+results to be written: ``DIR/sweep.json`` and ``DIR/sweep.md`` are rewritten after every recipe, so a sweep cut
+short still reports what finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL_SECONDS = 90  # kept back from the deadline for scoring a recipe's model on the mix
+
+
+def read_plan(path: Path) -> list[tuple[str, list[str]]]:
+    """``(name, flags)`` for every ``NAME: flags`` line of a plan file."""
+    plan = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, flags = line.partition(":")
+        if not sep or not name.strip():
+            raise SystemExit(f"{path}:{number}: expected 'NAME: train flags', got {line!r}")
+        plan.append((name.strip(), flags.split()))
+    if not plan:
+        raise SystemExit(f"{path}: no recipes in it")
+    return plan
+
+
+class Sweep:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.start = time.monotonic()
+        self.results: dict[str, dict] = {}
+        self.lock = threading.Lock()
+        self.mix_ready = threading.Event()
+        self.mix_error: str | None = None
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        self.env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=path, PYTHONUNBUFFERED="1")
+
+    def left(self) -> float:
+        return self.args.deadline - (time.monotonic() - self.start)
+
+    def build_mix(self) -> None:
+        mix = self.args.mix
+        try:
+            if not (mix / "truth.json").exists():
+                cmd = [sys.executable, str(ROOT / "benchmarks/household.py"), "build", "--data", str(self.args.data),
+                       "--holdout", str(ROOT / "benchmarks/validation.txt"), "--out", str(mix),
+                       "--minutes", str(self.args.minutes), "--seed", "1"]
+                done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=max(self.left(), 1))
+                if done.returncode:
+                    self.mix_error = f"building the mix failed: {done.stderr.strip()[-400:]}"
+        except subprocess.TimeoutExpired:
+            self.mix_error = "building the mix ran past the deadline"
+        finally:
+            self.mix_ready.set()
+
+    def record(self, name: str, entry: dict) -> None:
+        with self.lock:
+            self.results[name] = entry
+            out = self.args.out
+            (out / "sweep.json").write_text(json.dumps(self.results, indent=1))
+            (out / "sweep.md").write_text(table(self.results))
+
+    def run(self, name: str, flags: list[str]) -> None:
+        out = self.args.out
+        model = out / f"{name}.pt"
+        entry: dict = {"flags": " ".join(flags)}
+        cmd = [sys.executable, "-m", "barkwatch", "train", "--positives", str(self.args.data / "dog"),
+               "--negatives", str(self.args.data / "other"), "--out", str(model), "--objective", "joint",
+               "--exclude-sources", str(ROOT / "benchmarks/holdout.txt"),
+               "--exclude-sources", str(ROOT / "benchmarks/validation.txt"),
+               "--device", self.args.device, "-q", *flags]
+        t0 = time.monotonic()
+        budget = self.left() - EVAL_SECONDS
+        if budget < 30:
+            self.record(name, {**entry, "error": "not started: too little time left"})
+            return
+        with open(out / f"{name}.train.log", "w") as log:
+            try:
+                done = subprocess.run(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, timeout=budget)
+                entry["train_s"] = round(time.monotonic() - t0, 1)
+                if done.returncode:
+                    self.record(name, {**entry, "error": f"training exited {done.returncode}"})
+                    return
+            except subprocess.TimeoutExpired:
+                self.record(name, {**entry, "error": f"training cut off after {budget:.0f} s"})
+                return
+        self.mix_ready.wait()
+        if self.mix_error:
+            self.record(name, {**entry, "error": self.mix_error})
+            return
+        result = out / f"{name}.eval.json"
+        cmd = [sys.executable, str(ROOT / "benchmarks/household.py"), "evaluate", "--model", str(model),
+               "--mix", str(self.args.mix), "--holdout", str(ROOT / "benchmarks/validation.txt"),
+               "--data", str(self.args.data), "--out", str(result), "--compute", self.args.device, "--threads", "1"]
+        t0 = time.monotonic()
+        with open(out / f"{name}.eval.log", "w") as log:
+            try:
+                done = subprocess.run(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                      timeout=max(self.left(), 1))
+            except subprocess.TimeoutExpired:
+                self.record(name, {**entry, "error": "evaluation cut off at the deadline"})
+                return
+        entry["eval_s"] = round(time.monotonic() - t0, 1)
+        if done.returncode:
+            self.record(name, {**entry, "error": f"evaluation exited {done.returncode}"})
+            return
+        self.record(name, {**entry, **json.loads(result.read_text())})
+
+
+def _point(result: dict, key: str) -> str:
+    p = result.get(key) or {}
+    return f"{p['recall']:.2f}" if p.get("recall") is not None else "-"
+
+
+def table(results: dict[str, dict]) -> str:
+    lines = ["| recipe | flags | clip AUC | recall <= 2 FA/h | recall <= 0.5 FA/h | delay median s | train s |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        if "error" in r:
+            lines.append(f"| {name} | `{r['flags']}` | {r['error']} | | | | {r.get('train_s', '')} |")
+            continue
+        auc = (r.get("clips") or {}).get("roc_auc")
+        delay = (r.get("at_most_2_per_hour") or {}).get("delay_median_s")
+        lines.append(f"| {name} | `{r['flags']}` | {auc:.3f} | {_point(r, 'at_most_2_per_hour')} | "
+                     f"{_point(r, 'at_most_0.5_per_hour')} | {'-' if delay is None else f'{delay:.2f}'} | "
+                     f"{r.get('train_s', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plan", type=Path, required=True, help="recipes, one 'NAME: train flags' a line")
+    parser.add_argument("--data", type=Path, required=True, help="the dev data (dog/, other/, manifest.jsonl)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for models, logs, sweep.json, sweep.md")
+    parser.add_argument("--mix", type=Path, default=ROOT / "runs/household-val120",
+                        help="validation mix folder; built (120 min, seed 1) if missing")
+    parser.add_argument("--minutes", type=float, default=120.0, help="length of a mix that is built")
+    parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    parser.add_argument("--device", default="cpu", help="where training and scoring run: cpu, cuda or mps")
+    parser.add_argument("--deadline", type=float, default=24 * 3600.0, help="seconds until all work stops")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    sweep = Sweep(args)
+    threading.Thread(target=sweep.build_mix, daemon=True).start()
+    plan = read_plan(args.plan)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for name, flags in plan:
+            pool.submit(sweep.run, name, flags)
+    print(table(sweep.results), end="")
+    return 0 if all("error" not in r for r in sweep.results.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
