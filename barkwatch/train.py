@@ -86,6 +86,7 @@ class TrainConfig:
     exclude_sources: frozenset[str] = frozenset()  # recordings held out of training entirely
     focal_gamma: float = 0.0  # joint: focal loss exponent for the bark head (0: plain cross-entropy)
     ensemble: int = 1  # VAEs trained with different seeds, their probabilities averaged
+    max_minutes: float | None = None  # stop after the epoch that passes this; the best epoch so far is kept
     progress: bool = True
 
     def validate(self) -> None:
@@ -105,6 +106,8 @@ class TrainConfig:
             raise TrainingError(f"--epochs {self.epochs}: train for at least one epoch")
         if self.max_windows_per_clip < 1:
             raise TrainingError(f"--windows-per-clip {self.max_windows_per_clip}: take at least one window")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise TrainingError(f"--max-minutes {self.max_minutes}: give a positive number of minutes")
         if self.batch_size < 2:
             raise TrainingError(f"--batch-size {self.batch_size}: BatchNorm needs at least 2 windows a batch")
         if not self.lr > 0:
@@ -460,8 +463,10 @@ def _batch_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None, x: 
 
 
 def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: Windows, others: torch.Tensor,
-              rl_weight: float, device: torch.device, initial: dict[str, torch.Tensor] | None = None) -> VAERun:
-    """Train one VAE (and, for the joint objective, its head) with early stopping on ``val``.
+              rl_weight: float, device: torch.device, initial: dict[str, torch.Tensor] | None = None,
+              deadline: float | None = None) -> VAERun:
+    """Train one VAE (and, for the joint objective, its head) with early stopping on ``val``, ending after the
+    epoch that passes ``deadline`` (``time.monotonic()``) if that comes first.
 
     For the joint objective ``val`` is judged as heard in training too: the clean windows plus two augmented
     copies (fixed for the run), so the epoch kept is the one that does best on noisy, mixed audio."""
@@ -530,6 +535,9 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
         if val_loss < stopper.best_val:
             best = (copy.deepcopy(vae.state_dict()), copy.deepcopy(head.state_dict()) if head is not None else None)
         if stopper.update(train_loss, val_loss):
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            stopper.reason = f"--max-minutes reached after epoch {len(history['train_loss'])}"
             break
     vae.load_state_dict(best[0])
     vae.eval()
@@ -680,6 +688,7 @@ def train(config: TrainConfig) -> TrainResult:
     """Run the whole job: read, split, sweep RL weights, fit the classifier, measure, export, report."""
     config.validate()
     started = time.monotonic()
+    deadline = started + 60.0 * config.max_minutes if config.max_minutes is not None else None
     device = resolve_device(config.device)
     initial = None
     if config.init is not None:
@@ -727,7 +736,8 @@ def train(config: TrainConfig) -> TrainResult:
     sweep: list[dict] = []
     best: tuple[float, VAERun, LinearClassifier] | None = None
     for rl_weight in config.rl_weights:
-        run = train_vae(config, spectrogram, fit_on["train"], fit_on["val"], others, rl_weight, device, initial)
+        run = train_vae(config, spectrogram, fit_on["train"], fit_on["val"], others, rl_weight, device, initial,
+                        deadline)
         val_terms, clf = classifier_for(config, run, spectrogram, windows["val"], device)
         labels, scores = val_terms.clip_scores(clf.score(val_terms.rl, val_terms.kl, val_terms.mu))
         auc = roc_auc(labels, scores)
@@ -748,7 +758,7 @@ def train(config: TrainConfig) -> TrainResult:
     for k in range(1, config.ensemble):
         log.info("ensemble member %d of %d", k + 1, config.ensemble)
         extra = train_vae(replace(config, seed=config.seed + k), spectrogram, fit_on["train"], fit_on["val"],
-                          others, run.rl_weight, device, initial)
+                          others, run.rl_weight, device, initial, deadline)
         members.append((extra, classifier_for(config, extra, spectrogram, windows["val"], device)[1]))
 
     terms = {s: [measure(r.vae, r.head, spectrogram, windows[s], device) for r, _ in members]

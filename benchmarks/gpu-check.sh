@@ -18,7 +18,7 @@ $PY benchmarks/sweep.py --plan "$PLAN" --data "$DATA" --out "$work/sweep" --mix 
     --jobs "${JOBS:-12}" --device "${COMPUTE:-cuda}" --deadline "${DEADLINE:-450}" > "$OUT/sweep.log" 2>&1 &
 sweep=$!
 
-{
+[ "${CHECKS:-1}" = 0 ] || {
   echo "## machine"; nvidia-smi -L; nproc
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
   echo "## augmentation on CUDA equals the CPU's, draw for draw"

@@ -25,7 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from barkwatch.modelfile import read_metadata  # noqa: E402
 EVAL_SECONDS = 90  # kept back from the deadline for scoring a recipe's model on the mix
+EXPORT_SECONDS = 45  # from the end of the last epoch to the model file (measuring every split, export)
 
 
 def read_plan(path: Path) -> list[tuple[str, list[str]]]:
@@ -91,9 +95,11 @@ class Sweep:
                "--device", self.args.device, "-q", *flags]
         t0 = time.monotonic()
         budget = self.left() - EVAL_SECONDS
-        if budget < 30:
+        if budget < EXPORT_SECONDS + 30:
             self.record(name, {**entry, "error": "not started: too little time left"})
             return
+        if "--max-minutes" not in flags:  # end training in time to keep a model (the best epoch so far)
+            cmd += ["--max-minutes", f"{(budget - EXPORT_SECONDS) / 60:.2f}"]
         with open(out / f"{name}.train.log", "w") as log:
             try:
                 done = subprocess.run(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, timeout=budget)
@@ -124,6 +130,8 @@ class Sweep:
         if done.returncode:
             self.record(name, {**entry, "error": f"evaluation exited {done.returncode}"})
             return
+        training = read_metadata(model)["training"]
+        entry.update({k: training.get(k) for k in ("epochs", "best_epoch", "stopped_because", "seconds")})
         self.record(name, {**entry, **json.loads(result.read_text())})
 
 
@@ -133,8 +141,8 @@ def _point(result: dict, key: str) -> str:
 
 
 def table(results: dict[str, dict]) -> str:
-    lines = ["| recipe | flags | clip AUC | recall <= 2 FA/h | recall <= 0.5 FA/h | delay median s | train s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| recipe | flags | clip AUC | recall <= 2 FA/h | recall <= 0.5 FA/h | delay median s | train s | "
+             "epochs (best) |", "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         if "error" in r:
             lines.append(f"| {name} | `{r['flags']}` | {r['error']} | | | | {r.get('train_s', '')} |")
@@ -143,7 +151,7 @@ def table(results: dict[str, dict]) -> str:
         delay = (r.get("at_most_2_per_hour") or {}).get("delay_median_s")
         lines.append(f"| {name} | `{r['flags']}` | {auc:.3f} | {_point(r, 'at_most_2_per_hour')} | "
                      f"{_point(r, 'at_most_0.5_per_hour')} | {'-' if delay is None else f'{delay:.2f}'} | "
-                     f"{r.get('train_s', '')} |")
+                     f"{r.get('train_s', '')} | {r.get('epochs')} ({r.get('best_epoch')}) |")
     return "\n".join(lines) + "\n"
 
 

@@ -93,6 +93,7 @@ def test_unreadable_files_are_skipped_and_listed_and_one_class_without_negatives
     (["--positives", "{dogs}", "--window", "4"], ["--window 4", "1, 2 or 3"]),
     (["--positives", "{dogs}", "--preset", "huge"], ["--preset huge", "seed"]),
     (["--positives", "{dogs}", "--rl-weight", "lots"], ["--rl-weight lots"]),
+    (["--positives", "{dogs}", "--max-minutes", "0"], ["--max-minutes 0", "positive"]),
     (["--positives", "{dogs}", "--device", "cuda"] if not torch.cuda.is_available() else
      ["--positives", "{dogs}", "--device", "tpu"], ["--device"]),
 ])
@@ -130,6 +131,15 @@ def test_flat_folders_without_recording_ids_split_by_file_with_a_warning(tmp_pat
     assert "--negatives: fewer than 3 distinct recordings" in result.stderr
     meta = json.loads(run_cli("inspect", "--json", str(tmp_path / "m.pt")).stdout)
     assert meta["classifier"]["kind"] == "logistic" and meta["metrics"]["val"]["negatives"] >= 1
+
+
+def test_max_minutes_ends_training_after_the_epoch_that_passes_it(tmp_path):
+    result = run_cli("train", "--positives", str(DOGS), "--negatives", str(OTHERS), "--out", str(tmp_path / "m.pt"),
+                     "--preset", "small", "--window", "1", "--epochs", "30", "--max-minutes", "0.001", "-q")
+    assert result.returncode == 0, result.stderr
+    training = json.loads(run_cli("inspect", "--json", str(tmp_path / "m.pt")).stdout)["training"]
+    assert training["epochs"] == 1 and training["best_epoch"] == 1
+    assert training["stopped_because"] == "--max-minutes reached after epoch 1"
 
 
 def test_out_that_is_a_folder_is_refused_before_training(tmp_path):
