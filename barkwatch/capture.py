@@ -18,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
+READ_BLOCKS = 16  # blocks the file player reads from disk at once
 DEFAULT_BLOCKSIZE = 1024  # frames per callback: 23 ms at 44,100 Hz, 64 ms at 16,000 Hz
 DEFAULT_BUFFER_S = 10.0  # how far the consumer may fall behind before audio is dropped
 
@@ -49,6 +50,9 @@ class RingBuffer:
         self._overruns = 0
         self._closed = False
         self._ready = threading.Condition(threading.Lock())
+        # Unread frames the waiting reader asked for: a write wakes it only once they are there, so a worker
+        # that wants a window's worth sleeps through the blocks in between (each wake-up costs CPU and the GIL).
+        self._wanted = 1
 
     @property
     def frames_written(self) -> int:
@@ -104,7 +108,8 @@ class RingBuffer:
                 self._read += behind
                 self._dropped += behind
                 self._overruns += 1
-            self._ready.notify_all()
+            if self._written - self._read >= self._wanted:
+                self._ready.notify_all()
 
     def read(self, max_frames: int | None = None, timeout: float | None = None) -> np.ndarray:
         """The unread frames, oldest first, at most ``max_frames``, as a new ``[frames, channels]`` array.
@@ -124,9 +129,13 @@ class RingBuffer:
         window instead of once per block.
         """
         with self._ready:
-            if self._written - self._read < max(min_frames, 1) and not self._closed:
-                self._ready.wait_for(lambda: self._written - self._read >= max(min_frames, 1) or self._closed,
-                                     timeout)
+            wanted = max(min_frames, 1)
+            if self._written - self._read < wanted and not self._closed:
+                self._wanted = wanted
+                try:
+                    self._ready.wait_for(lambda: self._written - self._read >= wanted or self._closed, timeout)
+                finally:
+                    self._wanted = 1
             n = self._written - self._read
             if max_frames is not None:
                 n = min(n, max(max_frames, 0))
@@ -366,16 +375,17 @@ class FilePlayer:
         played = 0
         played_out = False
         try:
-            while not self._stop.is_set():
-                block = self._file.read(self.blocksize, dtype="float32", always_2d=True)
-                if len(block) == 0:
-                    played_out = True
-                    break
-                played += len(block)
-                # Due times come from the frame count, not from adding up sleeps, so the pace never drifts.
-                if self._stop.wait(max(0.0, began + played / rate - time.monotonic())):
-                    break
-                self._ring.write(block)
+            while not played_out and not self._stop.is_set():
+                # Read several blocks at a time (fewer calls into libsndfile), deliver them one by one.
+                chunk = self._file.read(self.blocksize * READ_BLOCKS, dtype="float32", always_2d=True)
+                played_out = len(chunk) == 0
+                for start in range(0, len(chunk), self.blocksize):
+                    block = chunk[start:start + self.blocksize]
+                    played += len(block)
+                    # Due times come from the frame count, not from adding up sleeps, so the pace never drifts.
+                    if self._stop.wait(max(0.0, began + played / rate - time.monotonic())):
+                        break
+                    self._ring.write(block)
         except (sf.LibsndfileError, RuntimeError, OSError) as e:
             self.error = f"{self.path}: cannot read audio after {played / rate:.1f} s ({_one_line(e)})"
             played_out = True
