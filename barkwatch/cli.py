@@ -285,6 +285,7 @@ def _detector(model: Optional[Path], compute: str, threads: Optional[int], hop: 
         device = compute_module.resolve(compute)
     except ValueError as e:
         fail(f"--compute {e}")
+    compute_module.keep_freed_memory()
     if threads is not None:
         import torch
 

@@ -20,3 +20,25 @@ def resolve(name: str):
     if name not in CHOICES:
         raise ValueError(f"{name}: choose one of {', '.join(CHOICES)}")
     return torch.device(name)
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed memory for reuse instead of handing it back to the system at once.
+
+    Scoring allocates and frees the same few megabytes for every batch of windows. By default glibc returns
+    blocks over 128 KiB with ``munmap`` and trims the heap top, so the next batch takes page faults to get the
+    same memory back: on this project's machine that was a third of the time per window at batch 8 (features
+    0.55 -> 0.34 ms, the whole network 1.4 -> 0.9 ms). Peak memory is unchanged; memory freed after a peak
+    stays with the process. Linux with glibc only; returns False (and changes nothing) elsewhere.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # glibc; musl has no mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
