@@ -50,8 +50,9 @@ class RingBuffer:
         self._overruns = 0
         self._closed = False
         self._ready = threading.Condition(threading.Lock())
-        # Unread frames the waiting reader asked for: a write wakes it only once they are there, so a worker
-        # that wants a window's worth sleeps through the blocks in between (each wake-up costs CPU and the GIL).
+        # Unread frames the waiting reader asked for (a ring has one reader): a write wakes it only once they
+        # are there, so a worker that wants a window's worth sleeps through the blocks in between (each wake-up
+        # costs CPU and the GIL).
         self._wanted = 1
 
     @property
@@ -129,7 +130,7 @@ class RingBuffer:
         window instead of once per block.
         """
         with self._ready:
-            wanted = max(min_frames, 1)
+            wanted = min(max(min_frames, 1), self.capacity)  # more can never be unread at once
             if self._written - self._read < wanted and not self._closed:
                 self._wanted = wanted
                 try:

@@ -144,8 +144,8 @@ def train(
                                                     "(default: the loudest part only, as for barks)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default 1e-3; 3e-4 with --init)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Windows per training step."),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop training after the epoch that "
-                                                "passes this many minutes and keep the best epoch so far."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop training when another epoch would "
+                                                "pass this many minutes, keeping the best epoch so far."),
     windows_per_clip: int = typer.Option(4, "--windows-per-clip",
                                          help="Most windows cut from one file (from its loudest part)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps."),

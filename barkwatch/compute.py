@@ -41,4 +41,8 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
+    # glibc refuses an mmap threshold over HEAP_MAX_SIZE / 2: 32 MiB with 64-bit pointers, 512 KiB with 32-bit.
+    mmap_threshold = 32 << 20 if ctypes.sizeof(ctypes.c_void_p) == 8 else 512 << 10
+    mmap_set = bool(mallopt(m_mmap_threshold, mmap_threshold))
+    trim_set = bool(mallopt(m_trim_threshold, 128 << 20))
+    return mmap_set and trim_set

@@ -86,7 +86,7 @@ class TrainConfig:
     exclude_sources: frozenset[str] = frozenset()  # recordings held out of training entirely
     focal_gamma: float = 0.0  # joint: focal loss exponent for the bark head (0: plain cross-entropy)
     ensemble: int = 1  # VAEs trained with different seeds, their probabilities averaged
-    max_minutes: float | None = None  # stop after the epoch that passes this; the best epoch so far is kept
+    max_minutes: float | None = None  # stop when another epoch would pass this; the best epoch so far is kept
     progress: bool = True
 
     def validate(self) -> None:
@@ -465,8 +465,8 @@ def _batch_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None, x: 
 def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: Windows, others: torch.Tensor,
               rl_weight: float, device: torch.device, initial: dict[str, torch.Tensor] | None = None,
               deadline: float | None = None) -> VAERun:
-    """Train one VAE (and, for the joint objective, its head) with early stopping on ``val``, ending after the
-    epoch that passes ``deadline`` (``time.monotonic()``) if that comes first.
+    """Train one VAE (and, for the joint objective, its head) with early stopping on ``val``, ending early when
+    another epoch as long as the last would pass ``deadline`` (``time.monotonic()``).
 
     For the joint objective ``val`` is judged as heard in training too: the clean windows plus two augmented
     copies (fixed for the run), so the epoch kept is the one that does best on noisy, mixed audio."""
@@ -492,13 +492,12 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
     stopper = PrecheltStopping()
     aug = augmentation(config)
     rng = torch.Generator().manual_seed(config.seed)
-    if joint:
-        others = others.to(device)  # augmentation runs where the network does
     history: dict[str, list[float]] = {k: [] for k in ("train_loss", "val_loss", "train_rl", "train_kl",
                                                        "val_rl", "val_kl")}
     best = (copy.deepcopy(vae.state_dict()), copy.deepcopy(head.state_dict()) if head is not None else None)
     epochs = _progress(range(config.epochs), config.progress, desc=f"RL weight {rl_weight:.0e}", unit="epoch")
     for _ in epochs:
+        epoch_started = time.monotonic()
         vae.train()
         totals = np.zeros(3)
         count = 0
@@ -536,8 +535,9 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
             best = (copy.deepcopy(vae.state_dict()), copy.deepcopy(head.state_dict()) if head is not None else None)
         if stopper.update(train_loss, val_loss):
             break
-        if deadline is not None and time.monotonic() >= deadline:
-            stopper.reason = f"--max-minutes reached after epoch {len(history['train_loss'])}"
+        if deadline is not None and 2 * time.monotonic() - epoch_started >= deadline:  # now + one more epoch
+            done = len(history["train_loss"])
+            stopper.reason = f"--max-minutes: another epoch would pass the limit (after epoch {done})"
             break
     vae.load_state_dict(best[0])
     vae.eval()
@@ -736,6 +736,9 @@ def train(config: TrainConfig) -> TrainResult:
     sweep: list[dict] = []
     best: tuple[float, VAERun, LinearClassifier] | None = None
     for rl_weight in config.rl_weights:
+        if best is not None and deadline is not None and time.monotonic() >= deadline:
+            log.warning("--max-minutes: no time left for RL weight %g and after; keeping the best so far", rl_weight)
+            break
         run = train_vae(config, spectrogram, fit_on["train"], fit_on["val"], others, rl_weight, device, initial,
                         deadline)
         val_terms, clf = classifier_for(config, run, spectrogram, windows["val"], device)
@@ -756,6 +759,9 @@ def train(config: TrainConfig) -> TrainResult:
     # An ensemble: more VAEs at the chosen RL weight, differing only in their seed; the score is the mean.
     members = [(run, clf)]
     for k in range(1, config.ensemble):
+        if deadline is not None and time.monotonic() >= deadline:
+            log.warning("--max-minutes: no time left for ensemble member %d; the model has %d", k + 1, k)
+            break
         log.info("ensemble member %d of %d", k + 1, config.ensemble)
         extra = train_vae(replace(config, seed=config.seed + k), spectrogram, fit_on["train"], fit_on["val"],
                           others, run.rl_weight, device, initial, deadline)

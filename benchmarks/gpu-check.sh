@@ -9,13 +9,14 @@
 set -u
 OUT=$1
 DATA=$2
-PLAN=${3:-benchmarks/gpu-sweep.txt}
+PLAN=${3:-benchmarks/gpu-sweep2.txt}
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 work=$(mktemp -d)
+mkdir -p "$OUT"
 
 $PY benchmarks/sweep.py --plan "$PLAN" --data "$DATA" --out "$work/sweep" --mix "$work/mix" \
-    --jobs "${JOBS:-12}" --device "${COMPUTE:-cuda}" --deadline "${DEADLINE:-450}" > "$OUT/sweep.log" 2>&1 &
+    --jobs "${JOBS:-6}" --device "${COMPUTE:-cuda}" --deadline "${DEADLINE:-450}" > "$OUT/sweep.log" 2>&1 &
 sweep=$!
 
 [ "${CHECKS:-1}" = 0 ] || {
@@ -36,7 +37,7 @@ for f in sorted(Path(sys.argv[1]).glob("detect-*.jsonl")):
     print(f.stem, len(barks), "barks:", [(e["offset_s"], e["end_offset_s"], e["peak_score"]) for e in barks])
 EOF
   echo "## listen --device file:samples/example.ogg --compute cuda (40 s, then SIGINT)"
-  timeout -s INT 40 $PY -m barkwatch listen --device file:samples/example.ogg --compute "${COMPUTE:-cuda}" \
+  timeout --preserve-status -s INT 40 $PY -m barkwatch listen --device file:samples/example.ogg --compute "${COMPUTE:-cuda}" \
       --events "$work/listen.jsonl" --no-clips --state-dir "$work/state" -v 2>&1 | tail -8
   echo "exit ${PIPESTATUS[0]}"; grep -c '"bark_start"' "$work/listen.jsonl"
   echo "## tests that score, train and export, with compute auto = cuda here"

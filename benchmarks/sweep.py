@@ -98,7 +98,7 @@ class Sweep:
         if budget < EXPORT_SECONDS + 30:
             self.record(name, {**entry, "error": "not started: too little time left"})
             return
-        if "--max-minutes" not in flags:  # end training in time to keep a model (the best epoch so far)
+        if not any(f.split("=")[0] == "--max-minutes" for f in flags):  # end training in time to keep a model (the best epoch so far)
             cmd += ["--max-minutes", f"{(budget - EXPORT_SECONDS) / 60:.2f}"]
         with open(out / f"{name}.train.log", "w") as log:
             try:
@@ -148,8 +148,9 @@ def table(results: dict[str, dict]) -> str:
             lines.append(f"| {name} | `{r['flags']}` | {r['error']} | | | | {r.get('train_s', '')} |")
             continue
         auc = (r.get("clips") or {}).get("roc_auc")
+        auc_text = "-" if auc is None else f"{auc:.3f}"
         delay = (r.get("at_most_2_per_hour") or {}).get("delay_median_s")
-        lines.append(f"| {name} | `{r['flags']}` | {auc:.3f} | {_point(r, 'at_most_2_per_hour')} | "
+        lines.append(f"| {name} | `{r['flags']}` | {auc_text} | {_point(r, 'at_most_2_per_hour')} | "
                      f"{_point(r, 'at_most_0.5_per_hour')} | {'-' if delay is None else f'{delay:.2f}'} | "
                      f"{r.get('train_s', '')} | {r.get('epochs')} ({r.get('best_epoch')}) |")
     return "\n".join(lines) + "\n"
@@ -172,8 +173,10 @@ def main() -> int:
     threading.Thread(target=sweep.build_mix, daemon=True).start()
     plan = read_plan(args.plan)
     with ThreadPoolExecutor(args.jobs) as pool:
-        for name, flags in plan:
-            pool.submit(sweep.run, name, flags)
+        futures = {name: pool.submit(sweep.run, name, flags) for name, flags in plan}
+    for name, future in futures.items():
+        if future.exception() is not None:  # a bug in this script, not a failed recipe: still say which
+            sweep.record(name, {"flags": " ".join(dict(plan)[name]), "error": f"sweep failed: {future.exception()!r}"})
     print(table(sweep.results), end="")
     return 0 if all("error" not in r for r in sweep.results.values()) else 1
 

@@ -139,7 +139,7 @@ def test_max_minutes_ends_training_after_the_epoch_that_passes_it(tmp_path):
     assert result.returncode == 0, result.stderr
     training = json.loads(run_cli("inspect", "--json", str(tmp_path / "m.pt")).stdout)["training"]
     assert training["epochs"] == 1 and training["best_epoch"] == 1
-    assert training["stopped_because"] == "--max-minutes reached after epoch 1"
+    assert training["stopped_because"] == "--max-minutes: another epoch would pass the limit (after epoch 1)"
 
 
 def test_out_that_is_a_folder_is_refused_before_training(tmp_path):

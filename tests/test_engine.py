@@ -119,16 +119,3 @@ def test_reads_a_real_file_in_blocks(model, tmp_path):
     windows += engine.finish()
     assert len(windows) == math.ceil((info.duration - 1.0) / 0.25) + 1
 
-
-def test_keep_freed_memory_sets_glibc_malloc_or_says_it_cannot():
-    import ctypes
-    import sys
-
-    from barkwatch.compute import keep_freed_memory
-
-    changed = keep_freed_memory()
-    try:
-        has_mallopt = sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "mallopt")
-    except OSError:
-        has_mallopt = False
-    assert changed == has_mallopt
