@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
-from contextlib import nullcontext
 import os
 import sys
+from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path

@@ -84,6 +84,15 @@ class Sweep:
             (out / "sweep.json").write_text(json.dumps(self.results, indent=1))
             (out / "sweep.md").write_text(table(self.results))
 
+    def _step(self, what: str, cmd: list[str], log_path: Path, timeout: float) -> str | None:
+        """Run one step with its output in ``log_path``; the error to record, or None."""
+        with open(log_path, "w") as log:
+            try:
+                done = subprocess.run(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return f"{what} cut off after {timeout:.0f} s"
+        return f"{what} exited {done.returncode}" if done.returncode else None
+
     def run(self, name: str, flags: list[str]) -> None:
         out = self.args.out
         model = out / f"{name}.pt"
@@ -98,18 +107,13 @@ class Sweep:
         if budget < EXPORT_SECONDS + 30:
             self.record(name, {**entry, "error": "not started: too little time left"})
             return
-        if not any(f.split("=")[0] == "--max-minutes" for f in flags):  # end training in time to keep a model (the best epoch so far)
+        if not any(f.split("=")[0] == "--max-minutes" for f in flags):  # stop in time to keep the best epoch
             cmd += ["--max-minutes", f"{(budget - EXPORT_SECONDS) / 60:.2f}"]
-        with open(out / f"{name}.train.log", "w") as log:
-            try:
-                done = subprocess.run(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, timeout=budget)
-                entry["train_s"] = round(time.monotonic() - t0, 1)
-                if done.returncode:
-                    self.record(name, {**entry, "error": f"training exited {done.returncode}"})
-                    return
-            except subprocess.TimeoutExpired:
-                self.record(name, {**entry, "error": f"training cut off after {budget:.0f} s"})
-                return
+        error = self._step("training", cmd, out / f"{name}.train.log", budget)
+        entry["train_s"] = round(time.monotonic() - t0, 1)
+        if error:
+            self.record(name, {**entry, "error": error})
+            return
         self.mix_ready.wait()
         if self.mix_error:
             self.record(name, {**entry, "error": self.mix_error})
@@ -119,16 +123,10 @@ class Sweep:
                "--mix", str(self.args.mix), "--holdout", str(ROOT / "benchmarks/validation.txt"),
                "--data", str(self.args.data), "--out", str(result), "--compute", self.args.device, "--threads", "1"]
         t0 = time.monotonic()
-        with open(out / f"{name}.eval.log", "w") as log:
-            try:
-                done = subprocess.run(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                      timeout=max(self.left(), 1))
-            except subprocess.TimeoutExpired:
-                self.record(name, {**entry, "error": "evaluation cut off at the deadline"})
-                return
+        error = self._step("evaluation", cmd, out / f"{name}.eval.log", max(self.left(), 1))
         entry["eval_s"] = round(time.monotonic() - t0, 1)
-        if done.returncode:
-            self.record(name, {**entry, "error": f"evaluation exited {done.returncode}"})
+        if error:
+            self.record(name, {**entry, "error": error})
             return
         training = read_metadata(model)["training"]
         entry.update({k: training.get(k) for k in ("epochs", "best_epoch", "stopped_because", "seconds")})
@@ -145,7 +143,7 @@ def table(results: dict[str, dict]) -> str:
              "epochs (best) |", "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         if "error" in r:
-            lines.append(f"| {name} | `{r['flags']}` | {r['error']} | | | | {r.get('train_s', '')} |")
+            lines.append(f"| {name} | `{r['flags']}` | {r['error']} | | | | {r.get('train_s', '')} | |")
             continue
         auc = (r.get("clips") or {}).get("roc_auc")
         auc_text = "-" if auc is None else f"{auc:.3f}"

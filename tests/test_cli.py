@@ -133,7 +133,7 @@ def test_flat_folders_without_recording_ids_split_by_file_with_a_warning(tmp_pat
     assert meta["classifier"]["kind"] == "logistic" and meta["metrics"]["val"]["negatives"] >= 1
 
 
-def test_max_minutes_ends_training_after_the_epoch_that_passes_it(tmp_path):
+def test_max_minutes_ends_training_before_an_epoch_that_would_pass_it(tmp_path):
     result = run_cli("train", "--positives", str(DOGS), "--negatives", str(OTHERS), "--out", str(tmp_path / "m.pt"),
                      "--preset", "small", "--window", "1", "--epochs", "30", "--max-minutes", "0.001", "-q")
     assert result.returncode == 0, result.stderr

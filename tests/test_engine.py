@@ -118,4 +118,3 @@ def test_reads_a_real_file_in_blocks(model, tmp_path):
         windows += engine.feed(block)
     windows += engine.finish()
     assert len(windows) == math.ceil((info.duration - 1.0) / 0.25) + 1
-
