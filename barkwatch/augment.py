@@ -4,7 +4,9 @@ All functions are pure (a torch ``Generator`` in, new tensors out) and work on b
 ``[B, N]`` or of spectrograms ``[B, 1, F, T]``. What each step is for:
 
 - ``mix_into_others``: a bark heard over a TV is still a bark. Every window, bark or not, is mixed into a random
-  other sound, so a clean background is never a shortcut to either answer.
+  other sound, so a clean background is never a shortcut to either answer. Barks may get their own, narrower
+  range (``bark_snr_db``): a bark mixed 15 dB under a crying baby is inaudible, and labelling that window a bark
+  teaches the model that crying babies are barks.
 - ``set_level``: the same window at a random loudness, so the model cannot key on how loud the datasets were
   recorded (only matters for the fixed dB scale; min-max scaling removes it anyway).
 - ``add_noise_floor``: pink noise under everything, as every room and microphone has. Without it the training
@@ -39,6 +41,7 @@ class Augmentation:
 
     mix_p: float = 0.75
     mix_snr_db: tuple[float, float] = (-5.0, 15.0)
+    bark_snr_db: tuple[float, float] | None = None  # barks' own range (None: mix_snr_db for every window)
     level_dbfs: tuple[float, float] | None = None
     floor_dbfs: tuple[float, float] | None = None
     shift_p: float = 0.0  # chance of a circular time shift per window
@@ -74,14 +77,23 @@ def rms(waves: torch.Tensor) -> torch.Tensor:
 
 
 def mix_into_others(waves: torch.Tensor, others: torch.Tensor, p: float, snr_db: tuple[float, float],
-                    generator: torch.Generator) -> torch.Tensor:
+                    generator: torch.Generator, barks: torch.Tensor | None = None,
+                    bark_snr_db: tuple[float, float] | None = None) -> torch.Tensor:
     """With chance ``p``, add a random window of ``others`` under each window, scaled so the window stands
-    ``snr_db`` (uniform in the range) above it in RMS. The label stays the window's own."""
+    ``snr_db`` (uniform in the range) above it in RMS; windows where ``barks`` (booleans ``[B]``) is true use
+    ``bark_snr_db`` instead when it is given. The label stays the window's own."""
     n = len(waves)
     if n == 0 or len(others) == 0:
         return waves
     chosen = others[torch.randint(len(others), (n,), generator=generator).to(others.device)].to(waves.device)
-    snr = _uniform(n, snr_db, generator, waves.device)
+    where = _uniform(n, (0.0, 1.0), generator, waves.device)  # one draw per window whatever its range
+    low = torch.full((n,), snr_db[0], device=waves.device)
+    high = torch.full((n,), snr_db[1], device=waves.device)
+    if barks is not None and bark_snr_db is not None:
+        barks = barks.to(waves.device).bool()
+        low = torch.where(barks, torch.full_like(low, bark_snr_db[0]), low)
+        high = torch.where(barks, torch.full_like(high, bark_snr_db[1]), high)
+    snr = low + where * (high - low)
     gain = rms(waves) / (rms(chosen).clamp(min=1e-8) * 10.0 ** (snr / 20.0))
     mixed = waves + gain[:, None] * chosen
     return torch.where(_chance(n, p, generator, waves.device), mixed, waves)
@@ -218,14 +230,17 @@ def spec_augment(x: torch.Tensor, aug: Augmentation, generator: torch.Generator)
     return x * keep.to(x.device, x.dtype)
 
 
-def augment(waves: torch.Tensor, others: torch.Tensor, aug: Augmentation, generator: torch.Generator) -> torch.Tensor:
+def augment(waves: torch.Tensor, others: torch.Tensor, aug: Augmentation, generator: torch.Generator,
+            labels: torch.Tensor | None = None) -> torch.Tensor:
     """The waveform steps in order: shift, speed, mix into other sounds, room, low-pass, colour, level, noise
-    floor."""
+    floor. ``labels`` (1 bark, 0 other) are needed only for ``aug.bark_snr_db``."""
     if aug.shift_p > 0:
         waves = shift_in_time(waves, aug.shift_p, generator)
     if aug.speed > 0:
         waves = change_speed(waves, aug.speed, generator)
-    waves = mix_into_others(waves, others, aug.mix_p, aug.mix_snr_db, generator)
+    if aug.bark_snr_db is not None and labels is None:
+        raise ValueError("augment: bark_snr_db needs the windows' labels")
+    waves = mix_into_others(waves, others, aug.mix_p, aug.mix_snr_db, generator, labels, aug.bark_snr_db)
     if aug.reverb_p > 0:
         waves = add_reverb(waves, aug.reverb_p, aug.rt60_s, generator)
     if aug.lowpass_p > 0:

@@ -118,6 +118,9 @@ def train(
                              "window's loudest cell: level-invariant, no stretching)."),
     mix_snr: str = typer.Option("-5,15", "--mix-snr", help="Joint: range of window-over-other-sound ratios "
                                 "(dB) when mixing."),
+    bark_snr: Optional[str] = typer.Option(None, "--bark-snr", help="Joint: the barks' own mixing range (dB), "
+                                           "e.g. 0,20: a bark mixed far under another sound is inaudible, and "
+                                           "calling that window a bark teaches false alarms (default: --mix-snr)."),
     level: Optional[str] = typer.Option(None, "--level", help="Joint: set each training window to a random RMS "
                                         "level in this range, e.g. -50,-10 (dBFS)."),
     noise_floor: Optional[str] = typer.Option(None, "--noise-floor", help="Joint: add pink noise at a random "
@@ -175,6 +178,7 @@ def train(
                          window_s=window, epochs=epochs, rl_weights=_parse_weights(rl_weight), lr=lr,
                          objective=objective, head_weight=head_weight, normalisation=norm,
                          mix_snr_db=_parse_range("--mix-snr", mix_snr),
+                         bark_snr_db=_parse_range("--bark-snr", bark_snr) if bark_snr else None,
                          level_dbfs=_parse_range("--level", level) if level else None,
                          floor_dbfs=_parse_range("--noise-floor", noise_floor) if noise_floor else None,
                          spec_masks=spec_masks, other_active_db=other_active_db, split=_parse_split(split),

@@ -64,6 +64,7 @@ class TrainConfig:
     head_weight: float = 1.0  # joint: weight of the bark head's cross-entropy against the VAE loss
     mix_p: float = 0.75  # joint: chance that a training window is mixed into another sound
     mix_snr_db: tuple[float, float] = (-5.0, 15.0)
+    bark_snr_db: tuple[float, float] | None = None  # joint: barks' own mixing range (None: mix_snr_db)
     level_dbfs: tuple[float, float] | None = None  # joint: random window level (matters with --norm db)
     floor_dbfs: tuple[float, float] | None = None  # joint: pink-noise floor under every window
     spec_masks: bool = False  # joint: SpecAugment time and frequency masks
@@ -381,7 +382,8 @@ def spectrograms(features: Spectrogram, waves: torch.Tensor) -> torch.Tensor:
 
 
 def augmentation(config: TrainConfig) -> Augmentation:
-    return Augmentation(mix_p=config.mix_p, mix_snr_db=config.mix_snr_db, level_dbfs=config.level_dbfs,
+    return Augmentation(mix_p=config.mix_p, mix_snr_db=config.mix_snr_db, bark_snr_db=config.bark_snr_db,
+                        level_dbfs=config.level_dbfs,
                         floor_dbfs=config.floor_dbfs, spec_masks=config.spec_masks, shift_p=config.shift_p,
                         speed=config.speed, reverb_p=config.reverb_p, lowpass_p=config.lowpass_p,
                         colour_p=config.colour_p)
@@ -421,8 +423,8 @@ def augmented(windows: Windows, config: TrainConfig, copies: int) -> Windows:
     rng = torch.Generator().manual_seed(config.seed + 1)
     others = windows.waves[windows.labels == 0]
     aug = augmentation(config)
-    return Windows.concat([Windows(augment(windows.waves, others, aug, rng), windows.labels, windows.clip_index)
-                           for _ in range(copies)])
+    return Windows.concat([Windows(augment(windows.waves, others, aug, rng, windows.labels), windows.labels,
+                                   windows.clip_index) for _ in range(copies)])
 
 
 def measure(vae: VAE, head: torch.nn.Linear | None, features: Spectrogram, windows: Windows, device: torch.device,
@@ -506,7 +508,7 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
                 continue
             waves = train.waves[idx].to(device)
             if joint:
-                waves = augment(waves, others, aug, rng)
+                waves = augment(waves, others, aug, rng, train.labels[idx])
             x = spectrograms(features, waves)
             if joint and aug.spec_masks:
                 x = spec_augment(x, aug, rng)
@@ -659,7 +661,7 @@ def _from_init(config: TrainConfig) -> tuple[TrainConfig, dict[str, torch.Tensor
                        speed=aug.get("speed", config.speed), shift_p=aug.get("shift_p", config.shift_p),
                        reverb_p=aug.get("reverb_p", config.reverb_p), lowpass_p=aug.get("lowpass_p", config.lowpass_p),
                        colour_p=aug.get("colour_p", config.colour_p))
-        for key in ("mix_snr_db", "level_dbfs", "floor_dbfs"):
+        for key in ("mix_snr_db", "bark_snr_db", "level_dbfs", "floor_dbfs"):
             if key in aug:
                 changes[key] = tuple(aug[key]) if aug[key] is not None else None
         if "other_active_db" in training:

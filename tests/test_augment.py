@@ -25,6 +25,22 @@ def test_mixing_puts_the_window_at_the_chosen_snr_over_another_sound():
     assert torch.equal(untouched, waves)
 
 
+
+def test_barks_can_have_their_own_mixing_range():
+    from barkwatch.augment import mix_into_others
+
+    waves = torch.randn(200, 1000) * 0.3
+    others = torch.sin(torch.arange(1000) * 0.05).repeat(5, 1)
+    barks = torch.arange(200) % 2 == 0
+    mixed = mix_into_others(waves, others, p=1.0, snr_db=(-15.0, -15.0), generator=torch.Generator().manual_seed(0),
+                            barks=barks.float(), bark_snr_db=(5.0, 5.0))
+    snr = db(rms(waves)) - db(rms(mixed - waves))
+    assert torch.allclose(snr[barks], torch.full((100,), 5.0), atol=1e-3)
+    assert torch.allclose(snr[~barks], torch.full((100,), -15.0), atol=1e-3)
+    aug = Augmentation(mix_p=1.0, bark_snr_db=(0.0, 20.0))
+    with pytest.raises(ValueError, match="labels"):
+        augment(waves, others, aug, torch.Generator().manual_seed(0))
+
 def test_set_level_reaches_the_drawn_level_but_never_clips_or_lifts_silence():
     g = torch.Generator().manual_seed(0)
     waves = torch.randn(100, 2000) * 0.01

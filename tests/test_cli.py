@@ -166,10 +166,12 @@ def test_exclude_sources_leaves_whole_recordings_out(tmp_path):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_joint_objective_exports_a_classifier_on_the_latent_mean(tmp_path):
     result = run_cli("train", "--positives", str(DOGS), "--negatives", str(OTHERS), "--out", str(tmp_path / "j.pt"),
-                     "--preset", "small", "--window", "1", "--epochs", "2", "--objective", "joint")
+                     "--preset", "small", "--window", "1", "--epochs", "2", "--objective", "joint",
+                     "--bark-snr", "0,20")
     assert result.returncode == 0, result.stderr
     meta = json.loads(run_cli("inspect", "--json", str(tmp_path / "j.pt")).stdout)
     assert meta["training"]["objective"] == "joint" and len(meta["classifier"]["mu_weight"]) == 32
+    assert meta["training"]["augmentation"]["bark_snr_db"] == [0.0, 20.0]
     model = torch.jit.load(str(tmp_path / "j.pt"))
     wave = torch.from_numpy(np.stack([load_audio(p, 22050)[:22050] for p in sorted(DOGS.glob("*.ogg"))[:3]]))
     rl, kl, score = model(wave)
