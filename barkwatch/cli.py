@@ -147,6 +147,8 @@ def train(
                                                     "(default: the loudest part only, as for barks)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default 1e-3; 3e-4 with --init)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Windows per training step."),
+    weight_decay: float = typer.Option(5e-4, "--weight-decay", help="Adam's L2 penalty (the notebook's 5e-4; "
+                                       "0 turns it off)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop training when another epoch would "
                                                 "pass this many minutes, keeping the best epoch so far."),
     windows_per_clip: int = typer.Option(4, "--windows-per-clip",
@@ -185,7 +187,7 @@ def train(
                          speed=speed, shift_p=shift, reverb_p=reverb, lowpass_p=lowpass, colour_p=colour,
                          ensemble=ensemble,
                          focal_gamma=focal,
-                         batch_size=batch_size, max_minutes=max_minutes,
+                         batch_size=batch_size, weight_decay=weight_decay, max_minutes=max_minutes,
                          max_windows_per_clip=windows_per_clip, device=device, seed=seed,
                          exclude_sources=excluded, progress=not quiet)
     try:

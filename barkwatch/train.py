@@ -113,6 +113,8 @@ class TrainConfig:
             raise TrainingError(f"--batch-size {self.batch_size}: BatchNorm needs at least 2 windows a batch")
         if not self.lr > 0:
             raise TrainingError(f"--lr {self.lr}: the learning rate must be positive")
+        if not self.weight_decay >= 0:
+            raise TrainingError(f"--weight-decay {self.weight_decay}: give 0 or a positive number")
         if not self.rl_weights or any(not (w > 0 and math.isfinite(w)) for w in self.rl_weights):
             raise TrainingError("--rl-weight: every RL weight must be a positive number")
         if Path(self.out).is_dir():
