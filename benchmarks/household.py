@@ -3,6 +3,7 @@ through the detector exactly as ``barkwatch detect`` runs, and judged as a user 
 barks it reports, how many false alarms an hour, and how late.
 
     python benchmarks/household.py holdout --data DIR --out FILE [--fraction 0.2] [--seed 0] [--exclude FILE]
+                                           [--rest]
     python benchmarks/household.py build --data DIR --holdout FILE --out DIR [--minutes 90] [--seed 0]
                                          [--barks-per-hour 60]
     python benchmarks/household.py calibrate --model M --result VAL.json [--budget 1] --out M2
@@ -17,6 +18,8 @@ one when the group has 3 or more recordings, none otherwise. ESC-50 and UrbanSou
 from Freesound and use the Freesound id as source_id, so the same id in both is the same recording: when one
 is held out its twin is too, or the same dog would be on both sides. ``--exclude FILE`` leaves the
 recordings of an earlier holdout out of the draw: a validation split for choices, beside the test holdout.
+``--rest`` names every recording the ``--exclude`` files leave instead, the training part: a mix built from it
+asks whether a model separates even the recordings it was trained on.
 
 ``build`` writes ``household.wav`` (22,050 Hz mono, 16-bit, written block by block) and ``truth.json``:
 - a room-noise floor under everything: pink noise (J. O. Smith's 3-pole pinking filter) at -60 dBFS RMS;
@@ -813,6 +816,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", type=Path, action="append", default=[],
                    help="holdout file whose recordings are not candidates (for a validation split beside the "
                    "test holdout); repeatable")
+    p.add_argument("--rest", action="store_true",
+                   help="name every recording the --exclude files leave (the training part), for a mix of the "
+                   "recordings a model was trained on: does it separate even those?")
 
     p = commands.add_parser("build", help="build the household mix from held-out clips")
     p.add_argument("--data", type=Path, required=True, help="folder with manifest.jsonl and the clips")
@@ -856,15 +862,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             clips = read_manifest(args.data)
             excluded = set().union(*(read_holdout(f) for f in args.exclude))
             clips = [c for c in clips if c.source not in excluded]
-            held, twins = choose_holdout(clips, args.fraction, args.seed)
             sources = {c.source for c in clips}
-            write_holdout(args.out, held, (
+            if args.rest:
+                if not args.exclude:
+                    raise BenchError("--rest names what the --exclude files leave; give at least one --exclude")
+                held, twins = sources, 0
+            else:
+                held, twins = choose_holdout(clips, args.fraction, args.seed)
+            header = (f"every recording of {args.data / 'manifest.jsonl'} not in the excluded files; "
+                      f"{len(held)} recordings; benchmarks/household.py holdout --rest" if args.rest else (
                 f"held-out recordings of {args.data / 'manifest.jsonl'}: in each (label, category) group with 3 or "
                 f"more recordings, the first floor({args.fraction:g} n + 0.5) ranked by sha256(\"{args.seed}/"
                 f"dataset/source_id\"), plus {twins} Freesound twin(s) (same id in ESC-50 and UrbanSound8K); "
                 f"{len(held)} of {len(sources)} recordings; benchmarks/household.py holdout --fraction "
-                f"{args.fraction:g} --seed {args.seed}"
-                + "".join(f" --exclude {f}" for f in args.exclude)))
+                f"{args.fraction:g} --seed {args.seed}"))
+            write_holdout(args.out, held, header + "".join(f" --exclude {f}" for f in args.exclude))
             held_clips = [c for c in clips if c.source in held]
             print(f"{args.out}: {len(held)} of {len(sources)} recordings held out "
                   f"({sum(c.label == 'dog' for c in held_clips)} dog and "

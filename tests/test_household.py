@@ -84,6 +84,18 @@ def test_holdout_is_deterministic_keeps_whole_recordings_and_covers_every_group(
     assert len(clips) > len(held)  # some recordings (FSDD speakers) have several clips
 
 
+def test_holdout_rest_names_every_recording_the_excluded_files_leave(holdout, tmp_path, capsys):
+    rest = tmp_path / "rest.txt"
+    assert household.main(["holdout", "--data", str(SAMPLES), "--out", str(rest), "--rest",
+                           "--exclude", str(holdout)]) == 0
+    everything = {c.source for c in household.read_manifest(SAMPLES)}
+    held = household.read_holdout(holdout)
+    assert household.read_holdout(rest) == everything - held and held
+    assert rest.read_text().startswith("# every recording") and f"--exclude {holdout}" in rest.read_text()
+    assert household.main(["holdout", "--data", str(SAMPLES), "--out", str(tmp_path / "x.txt"), "--rest"]) == 2
+    assert "--rest" in capsys.readouterr().err
+
+
 def test_holdout_tells_datasets_apart_and_holds_freesound_twins_together():
     clips = ([household.Clip(f"a{i}.ogg", "other", "rain", f"A/{i}") for i in range(5)]
              + [household.Clip(f"b{i}.ogg", "other", "rain", f"B/{i}") for i in range(5)]
