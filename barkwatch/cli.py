@@ -113,6 +113,9 @@ def train(
     objective: str = typer.Option("one-class", "--objective", help="one-class: the VAE learns the barks alone "
                                   "(the notebook); joint: it learns all sounds with a bark head on its latent mean."),
     head_weight: float = typer.Option(1.0, "--head-weight", help="Joint objective: weight of the bark head."),
+    bark_weight: Optional[float] = typer.Option(None, "--bark-weight", help="Joint: weight of a bark window in "
+                                                "the head's loss against another sound's (default: balanced, "
+                                                "the barks weigh as much as all other windows together)."),
     norm: str = typer.Option("minmax", "--norm", help="Spectrogram scaling: minmax (each window to [0, 1], the "
                              "notebook's), db (a fixed scale, -100 dBFS to full scale: keeps loudness) or peak (dB below the "
                              "window's loudest cell: level-invariant, no stretching)."),
@@ -186,7 +189,7 @@ def train(
                          spec_masks=spec_masks, other_active_db=other_active_db, split=_parse_split(split),
                          speed=speed, shift_p=shift, reverb_p=reverb, lowpass_p=lowpass, colour_p=colour,
                          ensemble=ensemble,
-                         focal_gamma=focal,
+                         focal_gamma=focal, bark_weight=bark_weight,
                          batch_size=batch_size, weight_decay=weight_decay, max_minutes=max_minutes,
                          max_windows_per_clip=windows_per_clip, device=device, seed=seed,
                          exclude_sources=excluded, progress=not quiet)

@@ -86,6 +86,7 @@ class TrainConfig:
     hop_s: float = 0.25  # suggested detection hop, recorded in the model
     exclude_sources: frozenset[str] = frozenset()  # recordings held out of training entirely
     focal_gamma: float = 0.0  # joint: focal loss exponent for the bark head (0: plain cross-entropy)
+    bark_weight: float | None = None  # joint: a bark window's weight against another sound's (None: balanced)
     ensemble: int = 1  # VAEs trained with different seeds, their probabilities averaged
     max_minutes: float | None = None  # stop when another epoch would pass this; the best epoch so far is kept
     progress: bool = True
@@ -113,6 +114,8 @@ class TrainConfig:
             raise TrainingError(f"--batch-size {self.batch_size}: BatchNorm needs at least 2 windows a batch")
         if not self.lr > 0:
             raise TrainingError(f"--lr {self.lr}: the learning rate must be positive")
+        if self.bark_weight is not None and not self.bark_weight > 0:
+            raise TrainingError(f"--bark-weight {self.bark_weight}: give a positive weight")
         if not self.weight_decay >= 0:
             raise TrainingError(f"--weight-decay {self.weight_decay}: give 0 or a positive number")
         if not self.rl_weights or any(not (w > 0 and math.isfinite(w)) for w in self.rl_weights):
@@ -492,7 +495,8 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
     params = list(vae.parameters()) + (list(head.parameters()) if head is not None else [])
     optimiser = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     positives = float(train.labels.sum())
-    pos_weight = torch.tensor((len(train.labels) - positives) / max(positives, 1.0), device=device)
+    balanced = (len(train.labels) - positives) / max(positives, 1.0)  # as many bark windows as others, in effect
+    pos_weight = torch.tensor(config.bark_weight if config.bark_weight is not None else balanced, device=device)
     stopper = PrecheltStopping()
     aug = augmentation(config)
     rng = torch.Generator().manual_seed(config.seed)
@@ -812,6 +816,7 @@ def train(config: TrainConfig) -> TrainResult:
             "windows": {s: len(windows[s].waves) for s in SPLITS},
             "objective": config.objective,
             "head_weight": config.head_weight if config.objective == "joint" else None,
+            "bark_weight": config.bark_weight if config.objective == "joint" else None,
             "augmentation": ({k: v for k, v in vars(augmentation(config)).items()}
                              if config.objective == "joint" else None),
             "other_active_db": config.other_active_db,
