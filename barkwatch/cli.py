@@ -149,6 +149,8 @@ def train(
                                                     "from anywhere within this many dB of their loudest "
                                                     "(default: the loudest part only, as for barks)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default 1e-3; 3e-4 with --init)."),
+    lr_schedule: str = typer.Option("constant", "--lr-schedule", help="constant, or cosine: the learning rate "
+                                    "falls from --lr to 1% of it over --epochs."),
     batch_size: int = typer.Option(16, "--batch-size", help="Windows per training step."),
     weight_decay: float = typer.Option(5e-4, "--weight-decay", help="Adam's L2 penalty (the notebook's 5e-4; "
                                        "0 turns it off)."),
@@ -181,6 +183,7 @@ def train(
     config = TrainConfig(positives=positives, out=out, negatives=negatives, labels=labels, init=init,
                          report=report, preset=preset,
                          window_s=window, epochs=epochs, rl_weights=_parse_weights(rl_weight), lr=lr,
+                         lr_schedule=lr_schedule,
                          objective=objective, head_weight=head_weight, normalisation=norm,
                          mix_snr_db=_parse_range("--mix-snr", mix_snr),
                          bark_snr_db=_parse_range("--bark-snr", bark_snr) if bark_snr else None,

@@ -40,6 +40,7 @@ from .scorer import Scorer
 log = logging.getLogger("barkwatch")
 
 SPLITS = ("train", "val", "test")
+LR_SCHEDULES = ("constant", "cosine")
 WINDOW_CHOICES = (1, 2, 3)
 OBJECTIVES = ("one-class", "joint")
 
@@ -76,6 +77,7 @@ class TrainConfig:
     normalisation: str = "minmax"  # or "db", see features.py
     other_active_db: float | None = None  # negatives: windows within this many dB of the loudest (None: active_db)
     lr: float = 1e-3  # the notebook's 1e-2 makes the network diverge in eval mode after a few hundred steps
+    lr_schedule: str = "constant"  # or "cosine": from lr down to 1% of it over --epochs
     weight_decay: float = 5e-4
     batch_size: int = 16  # the notebook used 64; small sets (one dog) then get too few steps per epoch
     device: str = "auto"
@@ -116,6 +118,8 @@ class TrainConfig:
             raise TrainingError(f"--lr {self.lr}: the learning rate must be positive")
         if self.bark_weight is not None and not self.bark_weight > 0:
             raise TrainingError(f"--bark-weight {self.bark_weight}: give a positive weight")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise TrainingError(f"--lr-schedule {self.lr_schedule}: choose {' or '.join(LR_SCHEDULES)}")
         if not self.weight_decay >= 0:
             raise TrainingError(f"--weight-decay {self.weight_decay}: give 0 or a positive number")
         if not self.rl_weights or any(not (w > 0 and math.isfinite(w)) for w in self.rl_weights):
@@ -494,6 +498,8 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
     head = torch.nn.Linear(vae.latent, 1).to(device) if joint else None
     params = list(vae.parameters()) + (list(head.parameters()) if head is not None else [])
     optimiser = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs, eta_min=config.lr / 100)
+                if config.lr_schedule == "cosine" else None)
     positives = float(train.labels.sum())
     balanced = (len(train.labels) - positives) / max(positives, 1.0)  # as many bark windows as others, in effect
     pos_weight = torch.tensor(config.bark_weight if config.bark_weight is not None else balanced, device=device)
@@ -525,6 +531,8 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
             totals += np.array([loss.item(), rl.mean().item(), kl.mean().item()]) * len(idx)
             count += len(idx)
         train_loss, train_rl, train_kl = totals / max(count, 1)
+        if schedule is not None:
+            schedule.step()
         val_loss, val_rl, val_kl = _validation_loss(config, vae, head, features, val, rl_weight, pos_weight, device)
         for key, value in zip(history, (train_loss, val_loss if math.isfinite(val_loss) else math.nan, train_rl,
                                         train_kl, val_rl, val_kl)):
@@ -827,6 +835,7 @@ def train(config: TrainConfig) -> TrainResult:
             "early_stopping": "Prechelt PQ_2 (k=5), or progress < 0.1; best validation epoch kept",
             "stopped_because": run.stop_reason or "reached --epochs",
             "lr": config.lr,
+            "lr_schedule": config.lr_schedule,
             "weight_decay": config.weight_decay,
             "batch_size": config.batch_size,
             "seed": config.seed,

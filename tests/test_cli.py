@@ -96,6 +96,7 @@ def test_unreadable_files_are_skipped_and_listed_and_one_class_without_negatives
     (["--positives", "{dogs}", "--max-minutes", "0"], ["--max-minutes 0", "positive"]),
     (["--positives", "{dogs}", "--weight-decay", "-1"], ["--weight-decay -1.0", "0 or a positive"]),
     (["--positives", "{dogs}", "--bark-weight", "0"], ["--bark-weight 0.0", "positive"]),
+    (["--positives", "{dogs}", "--lr-schedule", "steep"], ["--lr-schedule steep", "cosine"]),
     (["--positives", "{dogs}", "--device", "cuda"] if not torch.cuda.is_available() else
      ["--positives", "{dogs}", "--device", "tpu"], ["--device"]),
 ])
@@ -169,12 +170,13 @@ def test_exclude_sources_leaves_whole_recordings_out(tmp_path):
 def test_joint_objective_exports_a_classifier_on_the_latent_mean(tmp_path):
     result = run_cli("train", "--positives", str(DOGS), "--negatives", str(OTHERS), "--out", str(tmp_path / "j.pt"),
                      "--preset", "small", "--window", "1", "--epochs", "2", "--objective", "joint",
-                     "--bark-snr", "0,20", "--weight-decay", "0", "--bark-weight", "1")
+                     "--bark-snr", "0,20", "--weight-decay", "0", "--bark-weight", "1",
+                     "--lr-schedule", "cosine")
     assert result.returncode == 0, result.stderr
     meta = json.loads(run_cli("inspect", "--json", str(tmp_path / "j.pt")).stdout)
     assert meta["training"]["objective"] == "joint" and len(meta["classifier"]["mu_weight"]) == 32
     assert meta["training"]["augmentation"]["bark_snr_db"] == [0.0, 20.0] and meta["training"]["weight_decay"] == 0
-    assert meta["training"]["bark_weight"] == 1
+    assert meta["training"]["bark_weight"] == 1 and meta["training"]["lr_schedule"] == "cosine"
     model = torch.jit.load(str(tmp_path / "j.pt"))
     wave = torch.from_numpy(np.stack([load_audio(p, 22050)[:22050] for p in sorted(DOGS.glob("*.ogg"))[:3]]))
     rl, kl, score = model(wave)
