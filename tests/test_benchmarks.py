@@ -93,3 +93,24 @@ def test_unknown_benchmark_names_are_refused(tmp_path):
     assert result.returncode == 2
     assert "--only speed: not a benchmark" in result.stderr
     assert not (tmp_path / "results.json").exists()
+
+
+def test_the_quality_plot_reads_every_recipe_row_of_the_log_and_writes_a_png(tmp_path):
+    spec = importlib.util.spec_from_file_location("plot_quality", REPO / "benchmarks" / "plot_quality.py")
+    plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot)
+    log = "\n".join([
+        "| run | idea | kept? | val clip AUC | val 60 min | val 120 min |",
+        "| e05 | recipe A | kept | **0.974** | 0.18 / 0.17 | **0.21 / 0.19** |",
+        "| e14 | not finished | | | | |",
+        "| e19 | head 100 | best | 0.970 | | 0.30 / 0.28 (40 epochs) |",
+        "| run | recipe B with | params | val clip AUC | val 120 min: recall @2 / @0.5 | delay |",
+        "| h03 | `--preset seed` | 3.5 M | 0.971 | 0.29 / 0.24 | 1.10 s |",
+    ])
+    assert plot.recipes(log) == [("e05", 0.974, 0.21, 0.19), ("e19", 0.970, 0.30, 0.28), ("h03", 0.971, 0.29, 0.24)]
+    real = plot.recipes((REPO / "benchmarks" / "quality.md").read_text())
+    assert len(real) >= 30 and {"e12", "e19", "h03"} <= {r[0] for r in real}
+    out = tmp_path / "q.png"
+    assert plot.main(["--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot.main(["--log", str(tmp_path / "absent.md"), "--out", str(out)]) == 2
