@@ -82,18 +82,18 @@ def mix_into_others(waves: torch.Tensor, others: torch.Tensor, p: float, snr_db:
     """With chance ``p``, add a random window of ``others`` under each window, scaled so the window stands
     ``snr_db`` (uniform in the range) above it in RMS; windows where ``barks`` (booleans ``[B]``) is true use
     ``bark_snr_db`` instead when it is given. The label stays the window's own."""
+    if bark_snr_db is not None and barks is None:
+        raise ValueError("mix_into_others: bark_snr_db needs the windows' labels")
     n = len(waves)
     if n == 0 or len(others) == 0:
         return waves
     chosen = others[torch.randint(len(others), (n,), generator=generator).to(others.device)].to(waves.device)
     where = _uniform(n, (0.0, 1.0), generator, waves.device)  # one draw per window whatever its range
-    low = torch.full((n,), snr_db[0], device=waves.device)
-    high = torch.full((n,), snr_db[1], device=waves.device)
-    if barks is not None and bark_snr_db is not None:
-        barks = barks.to(waves.device).bool()
-        low = torch.where(barks, torch.full_like(low, bark_snr_db[0]), low)
-        high = torch.where(barks, torch.full_like(high, bark_snr_db[1]), high)
-    snr = low + where * (high - low)
+    bounds = torch.tensor(snr_db, device=waves.device).expand(n, 2)  # [n, (low, high)]
+    if bark_snr_db is not None:
+        bark_bounds = torch.tensor(bark_snr_db, device=waves.device)
+        bounds = torch.where(barks.to(waves.device).bool()[:, None], bark_bounds, bounds)
+    snr = bounds[:, 0] + where * (bounds[:, 1] - bounds[:, 0])
     gain = rms(waves) / (rms(chosen).clamp(min=1e-8) * 10.0 ** (snr / 20.0))
     mixed = waves + gain[:, None] * chosen
     return torch.where(_chance(n, p, generator, waves.device), mixed, waves)
@@ -238,8 +238,6 @@ def augment(waves: torch.Tensor, others: torch.Tensor, aug: Augmentation, genera
         waves = shift_in_time(waves, aug.shift_p, generator)
     if aug.speed > 0:
         waves = change_speed(waves, aug.speed, generator)
-    if aug.bark_snr_db is not None and labels is None:
-        raise ValueError("augment: bark_snr_db needs the windows' labels")
     waves = mix_into_others(waves, others, aug.mix_p, aug.mix_snr_db, generator, labels, aug.bark_snr_db)
     if aug.reverb_p > 0:
         waves = add_reverb(waves, aug.reverb_p, aug.rt60_s, generator)

@@ -866,16 +866,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.rest:
                 if not args.exclude:
                     raise BenchError("--rest names what the --exclude files leave; give at least one --exclude")
-                held, twins = sources, 0
+                held = sources
+                header = (f"every recording of {args.data / 'manifest.jsonl'} not in the excluded files; "
+                          f"{len(held)} recordings; benchmarks/household.py holdout --rest")
             else:
                 held, twins = choose_holdout(clips, args.fraction, args.seed)
-            header = (f"every recording of {args.data / 'manifest.jsonl'} not in the excluded files; "
-                      f"{len(held)} recordings; benchmarks/household.py holdout --rest" if args.rest else (
-                f"held-out recordings of {args.data / 'manifest.jsonl'}: in each (label, category) group with 3 or "
-                f"more recordings, the first floor({args.fraction:g} n + 0.5) ranked by sha256(\"{args.seed}/"
-                f"dataset/source_id\"), plus {twins} Freesound twin(s) (same id in ESC-50 and UrbanSound8K); "
-                f"{len(held)} of {len(sources)} recordings; benchmarks/household.py holdout --fraction "
-                f"{args.fraction:g} --seed {args.seed}"))
+                header = (
+                    f"held-out recordings of {args.data / 'manifest.jsonl'}: in each (label, category) group with "
+                    f"3 or more recordings, the first floor({args.fraction:g} n + 0.5) ranked by sha256(\"{args.seed}/"
+                    f"dataset/source_id\"), plus {twins} Freesound twin(s) (same id in ESC-50 and UrbanSound8K); "
+                    f"{len(held)} of {len(sources)} recordings; benchmarks/household.py holdout --fraction "
+                    f"{args.fraction:g} --seed {args.seed}")
             write_holdout(args.out, held, header + "".join(f" --exclude {f}" for f in args.exclude))
             held_clips = [c for c in clips if c.source in held]
             print(f"{args.out}: {len(held)} of {len(sources)} recordings held out "
