@@ -45,7 +45,7 @@ def rank(seed: int, names) -> list[str]:
 
 
 def load_clips(data: Path, windows_per_clip: int):
-    from barkwatch.train import TrainConfig, read_clips
+    from barkwatch.training.train import TrainConfig, read_clips
 
     config = TrainConfig(positives=data / "dog", negatives=data / "other", out=Path("unused.pt"), window_s=1,
                          max_windows_per_clip=windows_per_clip, other_active_db=100.0, progress=True)
@@ -65,7 +65,7 @@ def plan(clips, dogs: int, seed: int):
 
 
 def windows_of(clips):
-    from barkwatch.train import Windows
+    from barkwatch.training.train import Windows
 
     return Windows.of(clips)
 
@@ -74,9 +74,9 @@ def run_one(mode: str, positives, negatives, tests: dict, init_weights, seed: in
     """Train one model for one dog and k, and return its clip AUC against each test set."""
     import torch
 
-    from barkwatch.features import FeatureParams, Spectrogram
-    from barkwatch.metrics import roc_auc
-    from barkwatch.train import (TrainConfig, Windows, classifier_for, ensemble_scores, measure, train_vae)
+    from barkwatch.model.features import FeatureParams, Spectrogram
+    from barkwatch.training.metrics import roc_auc
+    from barkwatch.training.train import (TrainConfig, Windows, classifier_for, ensemble_scores, measure, train_vae)
 
     config = TrainConfig(positives=None, out=Path("unused.pt"), preset="small", window_s=1, normalisation="minmax",
                          objective="one-class" if mode == "notebook" else "joint", epochs=epochs,
@@ -116,8 +116,8 @@ def main(argv=None) -> int:
     import torch
     from tqdm import tqdm
 
-    from barkwatch.modelfile import DEFAULT_MODEL
-    from barkwatch.train import initial_weights
+    from barkwatch.model.modelfile import DEFAULT_MODEL
+    from barkwatch.training.train import initial_weights
 
     torch.set_num_threads(1)
     modes = [m for m in args.modes.split(",") if m]

@@ -88,7 +88,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's barkwatch, installed or not
 
-from barkwatch.events import Event, TrackerSettings, WindowScore  # noqa: E402
+from barkwatch.detection.events import Event, TrackerSettings, WindowScore  # noqa: E402
 
 SAMPLE_RATE = 22050
 FREESOUND = ("ESC-50", "UrbanSound8K")  # both use the Freesound sound id as source_id
@@ -230,7 +230,7 @@ def clip_stats(audio: np.ndarray) -> ClipStats | None:
 def clip_loader(data: Path) -> Callable[[str], np.ndarray]:
     """Reads a clip as float32 mono at 22,050 Hz with 10 ms fades at both ends (no clicks where a clip starts
     mid-sound); keeps the last 64 clips, so memory stays small however long the mix."""
-    from barkwatch.audio import AudioError, load_audio
+    from barkwatch.detection.audio import AudioError, load_audio
 
     fade = int(FADE_S * SAMPLE_RATE)
 
@@ -513,7 +513,7 @@ class Point:
 def events_at(windows: Sequence[WindowScore], threshold: float,
               settings: TrackerSettings = TrackerSettings(threshold=0.5)) -> list[Event]:
     """The events ``barkwatch detect`` would report at ``threshold`` (other tracker settings from ``settings``)."""
-    from barkwatch.calibrate import events_at as replay
+    from barkwatch.home.calibrate import events_at as replay
 
     return replay(windows, replace(settings, threshold=threshold))
 
@@ -553,7 +553,7 @@ def score_events(events: Sequence[Event], barks: Sequence[Bark], segments: Seque
 
 def thresholds_for(scores: Sequence[float], count: int = THRESHOLDS) -> list[float]:
     """About ``count`` thresholds, dense among the top scores (``barkwatch.calibrate.candidate_thresholds``)."""
-    from barkwatch.calibrate import candidate_thresholds
+    from barkwatch.home.calibrate import candidate_thresholds
 
     return candidate_thresholds(scores, count)
 
@@ -605,9 +605,9 @@ def _bar(progress: bool, total: float, desc: str, unit: str = "s"):
 
 def score_mix(path: Path, model, hop_s: float, device: str = "cpu", progress: bool = False) -> list[WindowScore]:
     """Every window of the recording, scored by ``barkwatch detect``'s own file scan: 1 s blocks, gate -60 dBFS."""
-    from barkwatch.detect import scan_file
-    from barkwatch.engine import EngineSettings
-    from barkwatch.events import TrackerSettings
+    from barkwatch.detection.scan import scan_file
+    from barkwatch.detection.engine import EngineSettings
+    from barkwatch.detection.events import TrackerSettings
 
     windows: list[WindowScore] = []
     result = scan_file(path, model, engine_settings=EngineSettings(hop_s=hop_s, gate_dbfs=GATE_DBFS),
@@ -623,7 +623,7 @@ def score_clips(data: Path, clips: Sequence[Clip], model, hop_s: float, device: 
     """Each clip's highest window score, through the Engine with the gate off (every window is scored)."""
     import soundfile as sf
 
-    from barkwatch.engine import Engine, EngineSettings
+    from barkwatch.detection.engine import Engine, EngineSettings
 
     settings = EngineSettings(hop_s=hop_s, gate_dbfs=-math.inf)
     scores = []
@@ -658,7 +658,7 @@ def evaluate(mix: Path, model_path: Path | None, baseline: str | None, data: Pat
              match: str = "start", compute: str = "auto", progress: bool = False, patience: int | None = None,
              hop_s: float | None = None) -> dict:
     """All figures of one model (or the loudness baseline) on one mix, as a JSON-ready dict."""
-    from barkwatch import metrics
+    from barkwatch.training import metrics
 
     truth = read_truth(mix)
     clock = time.perf_counter()
@@ -668,8 +668,8 @@ def evaluate(mix: Path, model_path: Path | None, baseline: str | None, data: Pat
         described = {"baseline": "loudness", "description": LoudnessModel.description,
                      "window_s": 1.0, "hop_s": hop_s}
     else:
-        from barkwatch import compute as compute_
-        from barkwatch.modelfile import ModelFileError, load
+        from barkwatch.model import compute as compute_
+        from barkwatch.model.modelfile import ModelFileError, load
 
         try:
             device = str(compute_.resolve(compute))
@@ -731,7 +731,7 @@ def calibrate(model_path: Path, result_path: Path, budget: float, out: Path) -> 
     """Write ``model_path`` to ``out`` with the threshold that found the most barks at no more than ``budget``
     false alarms an hour in the evaluation ``result_path`` (ties: the higher threshold). That evaluation must
     be on a validation mix: a threshold chosen on the test mix would make its figures meaningless."""
-    from barkwatch.modelfile import ModelFileError, file_hash, update_metadata
+    from barkwatch.model.modelfile import ModelFileError, file_hash, update_metadata
 
     try:
         result = json.loads(result_path.read_text(encoding="utf-8"))

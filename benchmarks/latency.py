@@ -141,7 +141,7 @@ def run(audio: Path, truth_path: Path, repeat: int, samplerate: str, listen_args
         timeout_s: float) -> dict:
     import soundfile as sf
 
-    from barkwatch import modelfile
+    from barkwatch.model import modelfile
 
     info = sf.info(str(audio))
     barks = load_truth(truth_path)

@@ -290,11 +290,11 @@ def network_worker(spec: dict) -> None:
     """In a subprocess: time each model of ``spec`` at its thread count; print the rows as one JSON line."""
     import torch
 
-    from barkwatch import modelfile
-    from barkwatch.classifier import LinearClassifier
-    from barkwatch.features import FeatureParams, Spectrogram, window_samples
-    from barkwatch.model import PRESETS, VAE
-    from barkwatch.scorer import Scorer
+    from barkwatch.model import modelfile
+    from barkwatch.model.classifier import LinearClassifier
+    from barkwatch.model.features import FeatureParams, Spectrogram, window_samples
+    from barkwatch.model.vae import PRESETS, VAE
+    from barkwatch.model.scorer import Scorer
 
     default_threads = torch.get_num_threads()
     torch.set_num_threads(spec["threads"])
@@ -477,7 +477,7 @@ def bench_latency(ctx: Context) -> dict:
 
 def bench_training(ctx: Context) -> dict:
     """``barkwatch train`` with the default model's recipe; quick: one epoch on the sample clips."""
-    from barkwatch.modelfile import read_metadata
+    from barkwatch.model.modelfile import read_metadata
 
     if ctx.quick:
         data, extra, epochs = REPO / "samples", [], 1
@@ -545,7 +545,8 @@ def sample_clip_auc(ctx: Context, model_path: Path) -> dict:
     import numpy as np
     import torch
 
-    from barkwatch import metrics, modelfile
+    from barkwatch.model import modelfile
+    from barkwatch.training import metrics
 
     household = household_module()
     present = {c.source for c in household.read_manifest(REPO / "samples")}
@@ -565,7 +566,7 @@ def sample_clip_auc(ctx: Context, model_path: Path) -> dict:
 
 def bench_quality(ctx: Context) -> dict:
     """Clip AUC and events per hour at the threshold for each model file, reused from earlier evaluations."""
-    from barkwatch.modelfile import file_hash
+    from barkwatch.model.modelfile import file_hash
 
     rows = []
     for model in ctx.models:

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from barkwatch.modelfile import read_metadata  # noqa: E402
+from barkwatch.model.modelfile import read_metadata  # noqa: E402
 EVAL_SECONDS = 90  # kept back from the deadline for scoring a recipe's model on the mix
 EXPORT_SECONDS = 45  # from the end of the last epoch to the model file (measuring every split, export)
 

@@ -52,11 +52,11 @@ def random_model(tmp_path_factory) -> Path:
     model (windows, gate, events, files), which does not depend on what the model has learned."""
     import torch
 
-    from barkwatch import modelfile
-    from barkwatch.classifier import LinearClassifier
-    from barkwatch.features import Spectrogram
-    from barkwatch.model import PRESETS, VAE
-    from barkwatch.scorer import Scorer
+    from barkwatch.model import modelfile
+    from barkwatch.model.classifier import LinearClassifier
+    from barkwatch.model.features import Spectrogram
+    from barkwatch.model.vae import PRESETS, VAE
+    from barkwatch.model.scorer import Scorer
 
     torch.manual_seed(0)
     vae = VAE(PRESETS["small"], 128, 44)

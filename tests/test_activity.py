@@ -9,7 +9,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from barkwatch.activity import episodes_of, hour_pieces, summarise
+from barkwatch.home.activity import episodes_of, hour_pieces, summarise
 from conftest import SAMPLES, run_cli
 
 

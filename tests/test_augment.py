@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from barkwatch.augment import Augmentation, add_noise_floor, augment, pink_noise, rms, set_level, spec_augment
+from barkwatch.training.augment import Augmentation, add_noise_floor, augment, pink_noise, rms, set_level, spec_augment
 
 
 def db(x):
@@ -12,7 +12,7 @@ def db(x):
 
 
 def test_mixing_puts_the_window_at_the_chosen_snr_over_another_sound():
-    from barkwatch.augment import mix_into_others
+    from barkwatch.training.augment import mix_into_others
 
     g = torch.Generator().manual_seed(0)
     waves = torch.randn(200, 1000) * 0.3
@@ -27,7 +27,7 @@ def test_mixing_puts_the_window_at_the_chosen_snr_over_another_sound():
 
 
 def test_barks_can_have_their_own_mixing_range():
-    from barkwatch.augment import mix_into_others
+    from barkwatch.training.augment import mix_into_others
 
     waves = torch.randn(200, 1000) * 0.3
     others = torch.sin(torch.arange(1000) * 0.05).repeat(5, 1)
@@ -93,7 +93,7 @@ def test_augment_runs_the_steps_in_order_and_keeps_shape():
 
 
 def test_shift_in_time_moves_a_burst_anywhere_and_keeps_every_sample():
-    from barkwatch.augment import shift_in_time
+    from barkwatch.training.augment import shift_in_time
 
     g = torch.Generator().manual_seed(0)
     burst = torch.zeros(400, 1000)
@@ -111,7 +111,7 @@ def test_shift_in_time_moves_a_burst_anywhere_and_keeps_every_sample():
 
 
 def test_colour_is_a_smooth_bounded_equaliser_that_keeps_the_level():
-    from barkwatch.augment import colour
+    from barkwatch.training.augment import colour
 
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(50, 22050) * 0.1
@@ -127,7 +127,7 @@ def test_colour_is_a_smooth_bounded_equaliser_that_keeps_the_level():
 
 
 def test_change_speed_shifts_a_tone_by_the_drawn_factor_and_keeps_length():
-    from barkwatch.augment import change_speed
+    from barkwatch.training.augment import change_speed
 
     g = torch.Generator().manual_seed(0)
     t = torch.arange(22050) / 22050
@@ -139,7 +139,7 @@ def test_change_speed_shifts_a_tone_by_the_drawn_factor_and_keeps_length():
 
 
 def test_reverb_keeps_level_and_adds_a_decaying_tail():
-    from barkwatch.augment import add_reverb
+    from barkwatch.training.augment import add_reverb
 
     g = torch.Generator().manual_seed(0)
     click = torch.zeros(20, 22050)
@@ -152,7 +152,7 @@ def test_reverb_keeps_level_and_adds_a_decaying_tail():
 
 
 def test_low_pass_removes_what_is_above_the_cutoff_only():
-    from barkwatch.augment import low_pass
+    from barkwatch.training.augment import low_pass
 
     g = torch.Generator().manual_seed(0)
     t = torch.arange(22050) / 22050

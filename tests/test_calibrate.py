@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from barkwatch.calibrate import OperatingPoint, candidate_thresholds, choose, sweep
+from barkwatch.home.calibrate import OperatingPoint, candidate_thresholds, choose, sweep
 from barkwatch.config import ConfigError, load_config, set_in_file
-from barkwatch.events import TrackerSettings, WindowScore
+from barkwatch.detection.events import TrackerSettings, WindowScore
 from conftest import DOGS, OTHERS, REPO, run_cli
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from barkwatch.capture import CaptureError, FilePlayer, RingBuffer
+from barkwatch.live.capture import CaptureError, FilePlayer, RingBuffer
 
 from conftest import DOGS, REPO
 
@@ -165,7 +165,7 @@ CAPTURE_SCRIPT = '''
 import json, sys, time
 import numpy as np
 import sounddevice as sd
-from barkwatch.capture import CaptureError, MicrophoneSource
+from barkwatch.live.capture import CaptureError, MicrophoneSource
 
 opts = json.loads(sys.argv[1])
 source = MicrophoneSource(opts["device"], samplerate=opts.get("samplerate"), buffer_s=opts.get("buffer_s", 10.0))
@@ -318,7 +318,7 @@ def test_microphone_refuses_an_unknown_device_in_one_line():
         import sounddevice  # noqa: F401
     except OSError as e:  # no libportaudio2
         pytest.skip(f"PortAudio cannot be loaded: {e}")
-    from barkwatch.capture import MicrophoneSource
+    from barkwatch.live.capture import MicrophoneSource
 
     with pytest.raises(CaptureError) as caught:
         MicrophoneSource("no such microphone")

@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 
-from barkwatch.classifier import LinearClassifier, fit_logistic, fit_one_class, log_terms
-from barkwatch.metrics import balanced_accuracy, best_threshold, roc_auc
+from barkwatch.model.classifier import LinearClassifier, fit_logistic, fit_one_class, log_terms
+from barkwatch.training.metrics import balanced_accuracy, best_threshold, roc_auc
 
 
 def test_roc_auc_equals_the_pairwise_definition_with_ties():

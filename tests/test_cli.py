@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from barkwatch.audio import load_audio
+from barkwatch.detection.audio import load_audio
 
 from conftest import DOGS, OTHERS, run_cli
 

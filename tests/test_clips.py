@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from barkwatch import clips
-from barkwatch.clips import ClipRecorder, clip_path
+from barkwatch.live import clips
+from barkwatch.live.clips import ClipRecorder, clip_path
 from barkwatch.config import ClipsConfig
 
 from conftest import fill
@@ -158,7 +158,7 @@ def test_a_full_disk_skips_clips_with_one_warning_and_recovers(tiny_fs, caplog):
     recorder = ClipRecorder(tiny_fs / "clips", settings(pre_roll_s=0.5, post_roll_s=0.5), RATE)
     fill(tiny_fs / "filler")
     paths, t = [], 0.0
-    with caplog.at_level(logging.INFO, logger="barkwatch.clips"):
+    with caplog.at_level(logging.INFO, logger="barkwatch.live.clips"):
         for n in range(3):
             if n == 2:
                 wait_for(lambda: recorder.stats.skipped == 2)

@@ -10,7 +10,7 @@ import pytest
 # allocates 16 MiB and says whether malloc took it from mmap: mallinfo2().hblks counts mmapped blocks.
 PROBE = """
 import ctypes, sys
-from barkwatch.compute import keep_freed_memory
+from barkwatch.model.compute import keep_freed_memory
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
                                                "fsmblks", "uordblks", "fordblks", "keepcost")]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from barkwatch.train import Clip, PrecheltStopping, _manifest_groups, active_windows, recording_group, split_groups
+from barkwatch.training.train import Clip, PrecheltStopping, _manifest_groups, active_windows, recording_group, split_groups
 
 from conftest import SAMPLES
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from barkwatch import modelfile
+from barkwatch.model import modelfile
 
 from conftest import REPO, SAMPLES, run_cli
 

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from barkwatch import cli
-from barkwatch import devices as devices_module
-from barkwatch.devices import (DeviceError, FileSource, InputDevice, format_table, inputs_from, list_inputs,
+from barkwatch.live import devices as devices_module
+from barkwatch.live.devices import (DeviceError, FileSource, InputDevice, format_table, inputs_from, list_inputs,
                                query_portaudio, resolve, why_no_inputs)
 
 from conftest import REPO

@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from barkwatch import modelfile
-from barkwatch.audio import load_audio
-from barkwatch.engine import Engine, EngineSettings, level_dbfs
+from barkwatch.model import modelfile
+from barkwatch.detection.audio import load_audio
+from barkwatch.detection.engine import Engine, EngineSettings, level_dbfs
 
 from conftest import DOGS
 

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from barkwatch.config import EventsConfig
-from barkwatch.eventlog import RotatingEventLog, follow, format_line, format_table, log_files, parse_when, read_events
-from barkwatch.events import EventLogError
+from barkwatch.service.eventlog import RotatingEventLog, follow, format_line, format_table, log_files, parse_when, read_events
+from barkwatch.detection.events import EventLogError
 
 from conftest import fill
 
@@ -151,7 +151,7 @@ def test_malformed_lines_are_skipped_with_one_warning_per_file(tmp_path, caplog)
     (tmp_path / "barks-2026-03-01.jsonl").write_text(
         line(good[0]) + "{not json\n\n[1, 2]\n" + '{"event": "bark", "start": "soon"}\n' + line(good[1])
         + '{"event": "bark", "start": "2026-03-01T10:')  # a line cut off by a crash
-    with caplog.at_level(logging.WARNING, logger="barkwatch.eventlog"):
+    with caplog.at_level(logging.WARNING, logger="barkwatch.service.eventlog"):
         assert [r["id"] for r in read_events(tmp_path)] == ["a", "b"]
     assert len(caplog.records) == 1
     message = caplog.records[0].getMessage()
@@ -253,7 +253,7 @@ def test_full_disk_leaves_no_half_line_and_the_backlog_is_written_when_space_ret
     with pytest.raises(EventLogError, match=r"2 record\(s\) kept"):
         log.write(r3)  # small enough to fit, but it waits behind r2: the order stays
     assert path.read_text() == line(r1)
-    with caplog.at_level(logging.WARNING, logger="barkwatch.eventlog"):
+    with caplog.at_level(logging.WARNING, logger="barkwatch.service.eventlog"):
         assert [r["id"] for r in read_events(events)] == ["e1"]
     assert not caplog.records
     (tiny_fs / "filler").unlink()

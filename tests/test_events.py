@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from barkwatch.events import (
+from barkwatch.detection.events import (
     Event, EventLog, EventLogError, EventTracker, TrackerSettings, WindowScore, event_record,
 )
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from barkwatch.audio import load_audio
-from barkwatch.features import FeatureParams, LogMel, Spectrogram, minmax_normalise, window_samples
+from barkwatch.detection.audio import load_audio
+from barkwatch.model.features import FeatureParams, LogMel, Spectrogram, minmax_normalise, window_samples
 
 from conftest import DOGS, OTHERS
 
@@ -63,7 +63,7 @@ def test_digital_silence_normalises_to_zeros_not_nan():
 
 
 def test_fixed_db_scale_keeps_loudness_and_maps_full_scale_to_one():
-    from barkwatch.features import Spectrogram
+    from barkwatch.model.features import Spectrogram
 
     t = torch.arange(22050) / 22050
     tone = torch.sin(2 * np.pi * 1000 * t)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from barkwatch.events import WindowScore
+from barkwatch.detection.events import WindowScore
 from conftest import REPO, SAMPLES
 
 spec = importlib.util.spec_from_file_location("household", REPO / "benchmarks" / "household.py")
@@ -346,7 +346,7 @@ def test_calibrate_takes_the_best_threshold_within_the_budget_from_an_evaluation
                                                                                 capsys):
     import torch
 
-    from barkwatch import modelfile
+    from barkwatch.model import modelfile
 
     with_barks, _ = mix
     result = tmp_path / "val.json"

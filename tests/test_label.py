@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from barkwatch.label import Clip, draw_image, find_clips, labels_in, render
+from barkwatch.home.label import Clip, draw_image, find_clips, labels_in, render
 from conftest import DOGS, OTHERS, REPO, run_cli
 
 

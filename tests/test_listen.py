@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from barkwatch import modelfile
-from barkwatch.capture import CaptureError
-from barkwatch.engine import EngineSettings
-from barkwatch.events import TrackerSettings
-from barkwatch.listen import Backoff, Listener, ListenError
+from barkwatch.model import modelfile
+from barkwatch.live.capture import CaptureError
+from barkwatch.detection.engine import EngineSettings
+from barkwatch.detection.events import TrackerSettings
+from barkwatch.live.listener import Backoff, Listener, ListenError
 
 from conftest import DOGS, OTHERS, REPO, SAMPLES, run_cli
 

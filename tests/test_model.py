@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from barkwatch.model import PRESETS, VAE, count_parameters, loss_terms
+from barkwatch.model.vae import PRESETS, VAE, count_parameters, loss_terms
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from barkwatch import modelfile
-from barkwatch.audio import load_audio
-from barkwatch.classifier import LinearClassifier
-from barkwatch.features import Spectrogram
-from barkwatch.model import PRESETS, VAE
-from barkwatch.scorer import Scorer
+from barkwatch.model import modelfile
+from barkwatch.detection.audio import load_audio
+from barkwatch.model.classifier import LinearClassifier
+from barkwatch.model.features import Spectrogram
+from barkwatch.model.vae import PRESETS, VAE
+from barkwatch.model.scorer import Scorer
 
 from conftest import DOGS, OTHERS
 
@@ -122,7 +122,7 @@ def test_missing_random_truncated_foreign_and_newer_files_are_refused(scorer, tm
 
 
 def test_an_ensemble_scores_the_mean_of_its_members_and_round_trips(tmp_path):
-    from barkwatch.scorer import Member
+    from barkwatch.model.scorer import Member
 
     torch.manual_seed(0)
     members = []

@@ -17,7 +17,7 @@ from servers import MOSQUITTO, Broker, HttpRecorder, Subscriber, free_port
 
 from barkwatch import __version__
 from barkwatch.config import CommandConfig, MqttConfig, NotifyConfig, WebhookConfig
-from barkwatch.notify import Notifier
+from barkwatch.service.notify import Notifier
 
 REPO = Path(__file__).resolve().parents[1]
 CET = timezone(timedelta(hours=1))
@@ -427,7 +427,7 @@ def test_mqtt_wrong_password_warns_once(notifiers, tmp_path, caplog):
 
 def test_mqtt_last_will_says_offline_when_the_process_dies(broker):
     code = ("import time; from barkwatch.config import MqttConfig, NotifyConfig; "
-            "from barkwatch.notify import Notifier; "
+            "from barkwatch.service.notify import Notifier; "
             f"mqtt = MqttConfig(host='127.0.0.1', port={broker.port}, topic_prefix='bw'); "
             "n = Notifier(NotifyConfig(mqtt=mqtt)); "
             "time.sleep(60)")

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from barkwatch.record import FLOOR_MIN_WINDOWS, LevelScorer, read_index
+from barkwatch.live.record import FLOOR_MIN_WINDOWS, LevelScorer, read_index
 from conftest import DOGS, REPO, run_cli
 
 SR = 22050

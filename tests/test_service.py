@@ -1,4 +1,4 @@
-"""barkwatch.service: sd_notify over real AF_UNIX sockets, the watchdog's cadence, the status file, the status
+"""barkwatch.service.systemd: sd_notify over real AF_UNIX sockets, the watchdog's cadence, the status file, the status
 text, and the installer's dry run."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from barkwatch import service
-from barkwatch.service import ServiceState, StateWriter, Watchdog
+from barkwatch.service import systemd as service
+from barkwatch.service.systemd import ServiceState, StateWriter, Watchdog
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -167,7 +167,7 @@ def test_unwritable_location_logs_once_and_carries_on(tmp_path, caplog):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     writer = StateWriter(service.state_path(blocker))
-    with caplog.at_level(logging.DEBUG, logger="barkwatch.service"):
+    with caplog.at_level(logging.DEBUG, logger="barkwatch.service.systemd"):
         assert [writer.write(a_state()) for _ in range(3)] == [False] * 3
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "status file" in warnings[0].getMessage()
@@ -183,14 +183,14 @@ def test_full_disk_keeps_the_old_file_and_recovers(tmp_path, caplog, monkeypatch
 
     with monkeypatch.context() as m:
         m.setattr(service.os, "write", full)
-        with caplog.at_level(logging.INFO, logger="barkwatch.service"):
+        with caplog.at_level(logging.INFO, logger="barkwatch.service.systemd"):
             assert not writer.write(a_state(events_today=2))
             assert not writer.write(a_state(events_today=3))
     assert service.read_state(path).events_today == 1  # the old file, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["status.json"]
     assert [r.levelname for r in caplog.records] == ["WARNING"]
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="barkwatch.service"):
+    with caplog.at_level(logging.INFO, logger="barkwatch.service.systemd"):
         assert writer.write(a_state(events_today=4))
     assert service.read_state(path).events_today == 4
     assert [r.levelname for r in caplog.records] == ["INFO"]  # "being written again"
@@ -257,7 +257,7 @@ def test_status_with_naive_local_now():
 
 
 def test_status_needs_neither_torch_nor_numpy():
-    code = "import sys, barkwatch.service; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
+    code = "import sys, barkwatch.service.systemd; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from barkwatch.modelfile import DEFAULT_MODEL, load
-from barkwatch.train import labelled_group
+from barkwatch.model.modelfile import DEFAULT_MODEL, load
+from barkwatch.training.train import labelled_group
 from conftest import DOGS, OTHERS, run_cli
 
 

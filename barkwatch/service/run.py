@@ -17,10 +17,10 @@ import signal
 import sys
 from typing import Callable
 
-from .config import AudioConfig, Config, ConfigError, LoadedConfig, resolve_dirs
-from .events import EventLog, EventLogError, TrackerSettings
-from .service import Watchdog, notify_ready, notify_reloading, notify_status, notify_stopping, state_path
-from .sinks import Outputs
+from ..config import AudioConfig, Config, ConfigError, LoadedConfig, resolve_dirs
+from ..detection.events import EventLog, EventLogError, TrackerSettings
+from .systemd import Watchdog, notify_ready, notify_reloading, notify_status, notify_stopping, state_path
+from .outputs import Outputs
 
 log = logging.getLogger("barkwatch")
 
@@ -47,7 +47,7 @@ def tracker_settings(config: Config, model_threshold: float) -> TrackerSettings:
 
 
 def _changed_keys(old: Config, new: Config) -> list[str]:
-    from .config import get, key_paths
+    from ..config import get, key_paths
 
     return [k for k in key_paths() if get(old, k) != get(new, k)]
 
@@ -66,8 +66,8 @@ def _console(quiet: bool, stream) -> Callable[[dict], None] | None:
 
 def opener_for(source, audio: AudioConfig):
     """The listener's opener for a resolved ``--device``: a file played in real time, or a microphone."""
-    from .devices import FileSource
-    from .listen import FileOpener, MicrophoneOpener
+    from ..live.devices import FileSource
+    from ..live.listener import FileOpener, MicrophoneOpener
 
     if isinstance(source, FileSource):
         return FileOpener(source.path)
@@ -81,9 +81,9 @@ def run_listen(loaded: LoadedConfig, source, model, engine_settings, tracker, *,
                reload: Callable[[], LoadedConfig], events: str | None = None, verbose: bool = False,
                quiet: bool = False) -> int:
     """Listen until the source ends, a stop signal comes, or an error; the exit code (0, or 1 on an error)."""
-    from .capture import NativeStderrFilter
+    from ..live.capture import NativeStderrFilter
     from .eventlog import RotatingEventLog
-    from .listen import Listener, ListenError
+    from ..live.listener import Listener, ListenError
 
     config = loaded.config
     state_dir, events_dir, clips_dir = resolve_dirs(config)

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from .config import ClipsConfig
+from ..config import ClipsConfig
 
 log = logging.getLogger(__name__)
 

@@ -28,14 +28,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, compute, modelfile
-from .audio import AudioError, find_audio_files, load_audio
-from .classifier import LinearClassifier, fit_logistic, fit_one_class, log_terms
+from .. import __version__
+from ..model import compute, modelfile
+from ..detection.audio import AudioError, find_audio_files, load_audio
+from ..model.classifier import LinearClassifier, fit_logistic, fit_one_class, log_terms
 from .augment import Augmentation, augment, spec_augment
-from .features import NORMALISATIONS, FeatureParams, Spectrogram, window_samples
+from ..model.features import NORMALISATIONS, FeatureParams, Spectrogram, window_samples
 from .metrics import best_threshold, roc_auc, summarise
-from .model import PRESETS, VAE, count_parameters, loss_terms
-from .scorer import Scorer
+from ..model.vae import PRESETS, VAE, count_parameters, loss_terms
+from ..model.scorer import Scorer
 
 log = logging.getLogger("barkwatch")
 
@@ -278,7 +279,7 @@ def read_clips(config: TrainConfig) -> tuple[list[Clip], list[str]]:
 
 def labelled_files(labels: Path) -> list[tuple[Path, str]]:
     """(clip path, label) for every clip with a label in a labels.jsonl, paths relative to its folder."""
-    from .label import labels_in
+    from ..home.label import labels_in
 
     return [(labels.parent / name, label) for name, label in sorted(labels_in(labels).items())]
 

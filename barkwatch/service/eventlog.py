@@ -25,8 +25,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .config import EventsConfig
-from .events import EventLogError
+from ..config import EventsConfig
+from ..detection.events import EventLogError
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from typing import Callable
 import numpy as np
 
 from .clips import ClipRecorder
-from .config import ClipsConfig
-from .listen import Hooks
+from ..config import ClipsConfig
+from .listener import Hooks
 
 log = logging.getLogger("barkwatch")
 

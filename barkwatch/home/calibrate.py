@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .events import Event, EventTracker, TrackerSettings, WindowScore
+from ..detection.events import Event, EventTracker, TrackerSettings, WindowScore
 
 THRESHOLDS = 200
 
@@ -111,7 +111,7 @@ def scan_windows(paths: Sequence[Path], model, engine_settings, device: str = "c
     """Every window of every file, scored as ``barkwatch detect`` scores it. Returns the windows per file,
     the seconds of audio read, and one error line per file that could not be read (its windows up to the
     failure are kept)."""
-    from .detect import scan_file
+    from ..detection.scan import scan_file
 
     streams: list[list[WindowScore]] = []
     seconds = 0.0

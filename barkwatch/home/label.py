@@ -47,8 +47,8 @@ class Clip:
 def find_clips(folder: Path) -> list[Clip]:
     """The clips of ``record``'s index in time order (missing files left out), else every audio file under
     ``folder``, sorted by name."""
-    from .audio import find_audio_files
-    from .record import read_index
+    from ..detection.audio import find_audio_files
+    from ..live.record import read_index
 
     index = read_index(folder)
     if index:
@@ -291,8 +291,8 @@ def scorer_for(model_path: Path | None, device: str = "cpu") -> Callable[[Path],
     """``clip -> the model's highest window score in it`` (None when the clip cannot be scored)."""
     import soundfile as sf
 
-    from .engine import Engine, EngineSettings
-    from .modelfile import DEFAULT_MODEL, load
+    from ..detection.engine import Engine, EngineSettings
+    from ..model.modelfile import DEFAULT_MODEL, load
 
     model = load(model_path or DEFAULT_MODEL, device=device)
     settings = EngineSettings(hop_s=float(model.metadata.get("hop_s", 0.25)), gate_dbfs=-math.inf)

@@ -36,8 +36,8 @@ import numpy as np
 from .capture import (DEFAULT_BLOCKSIZE, DEFAULT_BUFFER_S, AudioSource, CaptureError, FilePlayer,
                       MicrophoneSource, refresh_portaudio)
 from .devices import DeviceError, InputDevice, list_inputs, resolve
-from .engine import Engine, EngineSettings
-from .events import Event, EventTracker, TrackerSettings, WindowScore, event_record
+from ..detection.engine import Engine, EngineSettings
+from ..detection.events import Event, EventTracker, TrackerSettings, WindowScore, event_record
 
 log = logging.getLogger("barkwatch")
 Record = dict

@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import typer
 
-from . import __version__
+from .. import __version__
 
 app = typer.Typer(
     help="Detect dog barks in audio: train a model and inspect it.",
@@ -167,9 +167,9 @@ def train(
 ) -> None:
     """Train a model from a folder of barks (and other sounds) and export it as one file."""
     _setup_logging(quiet)
-    from .modelfile import ModelFileError
-    from .train import TrainConfig, TrainingError
-    from .train import train as run_training
+    from ..model.modelfile import ModelFileError
+    from ..training.train import TrainConfig, TrainingError
+    from ..training.train import train as run_training
 
     excluded: frozenset[str] = frozenset()
     for listing in exclude_sources or []:
@@ -224,7 +224,7 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON."),
 ) -> None:
     """Show a model file's metadata: window, threshold, network, training data and metrics."""
-    from .modelfile import ModelFileError, file_hash, read_metadata
+    from ..model.modelfile import ModelFileError, file_hash, read_metadata
 
     try:
         meta = read_metadata(model)
@@ -260,7 +260,7 @@ def devices(
     """List the input devices (microphones) that --device can name."""
     from dataclasses import asdict
 
-    from .devices import DeviceError, format_table, list_inputs, why_no_inputs
+    from ..live.devices import DeviceError, format_table, list_inputs, why_no_inputs
 
     try:
         inputs = list_inputs()
@@ -288,10 +288,10 @@ def _detector(model: Optional[Path], compute: str, threads: Optional[int], hop: 
               channel: Optional[int] = None, max_duration: float = 600.0):
     """The model on its compute device and the engine and tracker settings the options give; one-line
     errors for a bad device, model or setting."""
-    from . import compute as compute_module
-    from .engine import EngineSettings
-    from .events import TrackerSettings
-    from .modelfile import DEFAULT_MODEL, ModelFileError, load
+    from ..model import compute as compute_module
+    from ..detection.engine import EngineSettings
+    from ..detection.events import TrackerSettings
+    from ..model.modelfile import DEFAULT_MODEL, ModelFileError, load
 
     try:
         device = compute_module.resolve(compute)
@@ -345,8 +345,8 @@ def detect(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar and no summary."),
 ) -> None:
     """Scan recordings for barks and report each event (exit code 1 if a file could not be read)."""
-    from .detect import ScoreWriter, scan_file
-    from .events import EventLog, EventLogError
+    from ..detection.scan import ScoreWriter, scan_file
+    from ..detection.events import EventLog, EventLogError
 
     _setup_logging(quiet)
 
@@ -388,7 +388,7 @@ def detect(
                 failures += 1
                 typer.echo(f"barkwatch: error: {result.error}", err=True)
             if plot is not None and not result.error:
-                from .report import plot_detection
+                from ..training.report import plot_detection
 
                 target = plot if len(files) == 1 else plot.with_name(f"{plot.stem}-{path.stem}{plot.suffix}")
                 plot_detection(path, heard, result.events, tracker_settings.threshold, target)
@@ -415,7 +415,7 @@ def detect(
 def _load_config(config_file: Optional[Path], flags: dict):
     """The effective configuration (flags > BARKWATCH_* environment > config file > defaults), or exit 2 with
     the one-line reason."""
-    from .config import ConfigError, load_config
+    from ..config import ConfigError, load_config
 
     try:
         return load_config(config_file, flags=flags)
@@ -479,7 +479,7 @@ def listen(
              "clips.enabled": clips, "paths.state_dir": state_dir}
     loaded_config = _load_config(config_file, flags)
     cfg = loaded_config.config
-    from .devices import DeviceError, FileSource, list_inputs, resolve
+    from ..live.devices import DeviceError, FileSource, list_inputs, resolve
 
     _setup_logging(quiet, cfg.logging.level)
     spec = cfg.audio.device
@@ -493,7 +493,7 @@ def listen(
     device, loaded, engine_settings, tracker_settings = _detector(
         Path(cfg.model.path) if cfg.model.path else None, cfg.model.compute, cfg.model.threads, d.hop_s,
         d.gate_dbfs, d.threshold, d.patience, d.release_s, d.merge_s, cfg.audio.channel, d.max_duration_s)
-    from .serve import run_listen
+    from ..service.run import run_listen
 
     code = run_listen(loaded_config, source, loaded, engine_settings, tracker_settings, compute_device=str(device),
                       reload=lambda: _reload_config(config_file, flags), events=events, verbose=verbose,
@@ -503,14 +503,14 @@ def listen(
 
 
 def _reload_config(config_file: Optional[Path], flags: dict):
-    from .config import load_config
+    from ..config import load_config
 
     return load_config(config_file, flags=flags)
 
 
 def _audio_paths(flag: str, given: List[Path]) -> list[Path]:
     """Files as given, folders searched recursively for audio; one-line errors for what is not there."""
-    from .audio import find_audio_files
+    from ..detection.audio import find_audio_files
 
     paths: list[Path] = []
     for p in given:
@@ -547,10 +547,10 @@ def calibrate(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
 ) -> None:
     """Find the threshold that keeps false alarms within a budget in this home (exit 1 if none does)."""
-    from . import calibrate as cal
-    from .config import ConfigError, set_in_file
-    from .modelfile import ModelFileError, update_metadata
-    from .serve import tracker_settings
+    from ..home import calibrate as cal
+    from ..config import ConfigError, set_in_file
+    from ..model.modelfile import ModelFileError, update_metadata
+    from ..service.run import tracker_settings
 
     _setup_logging(quiet)
     loaded_config = _load_config(config_file, {})
@@ -558,7 +558,7 @@ def calibrate(
     background_paths = _audio_paths("--background", background)
     bark_paths = _audio_paths("--barks", [b for b in barks if b.suffix != ".jsonl"])
     for listing in (b for b in barks if b.suffix == ".jsonl"):  # labels.jsonl: its "my dog" clips
-        from .train import labelled_files
+        from ..training.train import labelled_files
 
         if not listing.is_file():
             fail(f"--barks {listing}: no such file")
@@ -630,7 +630,7 @@ def config_command(
 
     A bad key or value is one line naming it, exit code 2. The output is itself a valid config file.
     """
-    from .config import format_config
+    from ..config import format_config
 
     loaded = _load_config(config_file, {})
     if show:
@@ -654,8 +654,8 @@ def events(
     """Show the barks in the event log: a table, or the records as JSON Lines; -f follows new ones."""
     from datetime import datetime as _dt
 
-    from .config import resolve_dirs
-    from .eventlog import follow as follow_events, format_line, format_table, parse_when, read_events
+    from ..config import resolve_dirs
+    from ..service.eventlog import follow as follow_events, format_line, format_table, parse_when, read_events
 
     if events_dir is None:
         events_dir = resolve_dirs(_load_config(config_file, {}).config)[1]
@@ -714,11 +714,11 @@ def record(
     import time as _time
     from datetime import datetime as _dt
 
-    from .capture import NativeStderrFilter
-    from .devices import DeviceError, list_inputs, resolve
-    from .listen import Listener, ListenError
-    from .record import KEEP_CHOICES, LevelScorer, Recorder, read_index
-    from .serve import opener_for
+    from ..live.capture import NativeStderrFilter
+    from ..live.devices import DeviceError, list_inputs, resolve
+    from ..live.listener import Listener, ListenError
+    from ..live.record import KEEP_CHOICES, LevelScorer, Recorder, read_index
+    from ..service.run import opener_for
 
     if keep not in KEEP_CHOICES:
         fail(f"--keep {keep}: choose {' or '.join(KEEP_CHOICES)}")
@@ -807,8 +807,8 @@ def label(
     no_play: bool = typer.Option(False, "--no-play", help="Show the clips without playing them."),
 ) -> None:
     """Label clips one key at a time: my dog, other dog, not a bark. Resumable; writes FOLDER/labels.jsonl."""
-    from .label import LabelError, find_clips, run, scorer_for, summary
-    from .modelfile import ModelFileError
+    from ..home.label import LabelError, find_clips, run, scorer_for, summary
+    from ..model.modelfile import ModelFileError
 
     if not folder.is_dir():
         fail(f"{folder}: no such folder")
@@ -841,9 +841,9 @@ def report(
     """Barks per hour and per day, barking time, longest episodes and an hour-by-date map, as one HTML page."""
     from datetime import datetime as _dt
 
-    from .activity import summarise, summary_lines, write_report
-    from .config import resolve_dirs
-    from .eventlog import parse_when, read_events, read_events_file
+    from ..home.activity import summarise, summary_lines, write_report
+    from ..config import resolve_dirs
+    from ..service.eventlog import parse_when, read_events, read_events_file
 
     _setup_logging()
     now = _dt.now().astimezone()
@@ -886,8 +886,8 @@ def status(
     from dataclasses import asdict
     from datetime import datetime as _dt
 
-    from .config import resolve_dirs
-    from .service import format_status, pid_alive, read_state, state_path
+    from ..config import resolve_dirs
+    from ..service.systemd import format_status, pid_alive, read_state, state_path
 
     if state_dir is None:
         state_dir = resolve_dirs(_load_config(config_file, {}).config)[0]

@@ -25,7 +25,7 @@ from typing import Iterator
 FORMAT_VERSION = 1
 METADATA_NAME = "barkwatch.json"
 # The model used when none is given: models/default.pt in the source tree.
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.pt"
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default.pt"
 
 
 class ModelFileError(Exception):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .classifier import LinearClassifier
+from ..model.classifier import LinearClassifier
 
 
 def _finite(value):

@@ -18,10 +18,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
-from .config import ClipsConfig
-from .listen import Hooks, ListenStats
-from .service import ServiceState, StateWriter, Watchdog, notify_status
+from .. import __version__
+from ..config import ClipsConfig
+from ..live.listener import Hooks, ListenStats
+from .systemd import ServiceState, StateWriter, Watchdog, notify_status
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Outputs(Hooks):
         if self.state.device_since is None or self.state.status != "listening":
             self.state.device_since = start.isoformat(timespec="seconds")
         if self.clips_settings is not None and self.clips_settings.enabled and self.clips_dir is not None:
-            from .clips import ClipRecorder
+            from ..live.clips import ClipRecorder
 
             if self._clips is not None:
                 self._clips.close(timeout=0)  # the old stream's clips finish in the background

@@ -17,7 +17,7 @@ from torch import nn
 
 from .classifier import LOG_FLOOR, LinearClassifier
 from .features import Spectrogram
-from .model import VAE, loss_terms
+from .vae import VAE, loss_terms
 
 
 class Member(nn.Module):
