@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .files import atomic_path
+
 
 EVENT_KINDS = ("bark_start", "bark")
 
@@ -643,17 +645,14 @@ def set_in_file(path: str | os.PathLike, key: str, value: Any) -> Path:
             comment = re.search(r"\s+#[^'\"]*$", lines[at])
             lines[at] = line + (comment.group(0) if comment else "")
     text = "\n".join(lines) + "\n"
-    temporary = path.with_name(f".{path.name}.tmp")
     try:
-        temporary.write_text(text, encoding="utf-8")
-        loaded = load_config(temporary, env={}, search=[])
-        if get(loaded.config, key) != value:
-            raise ConfigError(f"{path}: {key} could not be set cleanly; set it by hand to {_yaml_value(value)}")
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            temporary.write_text(text, encoding="utf-8")
+            loaded = load_config(temporary, env={}, search=[])
+            if get(loaded.config, key) != value:
+                raise ConfigError(f"{path}: {key} could not be set cleanly; set it by hand to {_yaml_value(value)}")
     except OSError as e:
         raise ConfigError(f"{path}: cannot write the config file: {e.strerror or e}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
 
 

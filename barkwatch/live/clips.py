@@ -9,7 +9,6 @@ happen on the recorder's writer thread, so a slow card or a full disk never dela
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import math
@@ -27,6 +26,7 @@ import numpy as np
 import soundfile as sf
 
 from ..config import ClipsConfig
+from ..files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -54,26 +54,6 @@ def encode(audio: np.ndarray, samplerate: int, fmt: str) -> bytes:
     fmt_name, subtype = FORMATS[fmt]
     sf.write(out, np.clip(audio, -1.0, 1.0), samplerate, format=fmt_name, subtype=subtype)
     return out.getvalue()
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a hidden ``.part`` file renamed at the end, so ``path`` is whole or
-    absent; on an error (a full disk) the part file is removed and the error raised."""
-    part = path.with_name(f".{path.name}.part")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(part, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            part.unlink()
-        raise
 
 
 @dataclass(frozen=True)
@@ -317,7 +297,7 @@ class ClipRecorder:
             return
         audio = np.concatenate(job.chunks)[:job.frames]
         try:
-            write_file(job.path, encode(audio, self.samplerate, self.settings.format))
+            write_atomic(job.path, encode(audio, self.samplerate, self.settings.format))
         except (OSError, RuntimeError, ValueError) as e:  # libsndfile's errors are RuntimeErrors
             self._count(skipped=1)
             if not self._failing:

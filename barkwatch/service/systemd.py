@@ -29,6 +29,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Mapping
 
+from ..files import write_atomic
+
 log = logging.getLogger(__name__)
 
 STATE_FILE = "status.json"
@@ -176,33 +178,16 @@ def write_state(path: str | os.PathLike, state: ServiceState, quiet: bool = Fals
     on success. Never raises: a full disk or a read-only folder must not stop detection, so a failure is
     logged (a warning, or at debug level when ``quiet``), any old file is left in place and False returned.
     A running service writes through a ``StateWriter``, which logs a run of failures once."""
-    path = Path(path)
-    # Same folder, so os.replace is a rename within one file system; the pid keeps two writers apart.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     data = (json.dumps(asdict(state), indent=1) + "\n").encode()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            # Readable by anyone, whatever the service's UMask=, so `barkwatch status` works without sudo;
-            # it holds counts and times, nothing private (the clips beside it stay group-only).
-            os.fchmod(fd, 0o644)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        # No fsync: the file is rewritten every few seconds, often on an SD card, and a torn file after a power
-        # cut only makes read_state return None until the next write.
-        os.replace(tmp, path)
+        # Readable by anyone, whatever the service's UMask=, so `barkwatch status` works without sudo; it holds
+        # counts and times, nothing private (the clips beside it stay group-only). A torn file after a power
+        # cut only makes read_state return None until the next write, a few seconds later.
+        write_atomic(path, data, mode=0o644)
         return True
     except OSError as e:
         log.log(logging.DEBUG if quiet else logging.WARNING,
                 "cannot write the status file %s: %s (detection goes on)", path, e)
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
         return False
 
 
