@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from barkwatch.config import EventsConfig
-from barkwatch.service.eventlog import RotatingEventLog, follow, format_line, format_table, log_files, parse_when, read_events
+from barkwatch.service.eventlog import EventFolder, follow, format_line, format_table, log_files, parse_when, read_events
 from barkwatch.detection.events import EventLogError
 
-from conftest import fill
+from helpers import fill
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -74,7 +74,7 @@ def test_daily_files_are_named_by_each_records_own_local_date_across_dst(tmp_pat
         rec("2026-10-25T02:30:00.000+02:00", "f"),  # the repeated hour, both times
         rec("2026-10-25T02:30:00.000+01:00", "g"),
     ]
-    with RotatingEventLog(tmp_path, EventsConfig(rotate="daily")) as log:
+    with EventFolder(tmp_path, EventsConfig(rotate="daily")) as log:
         for r in records:
             log.write(r)
     assert names(tmp_path) == ["barks-2026-03-28.jsonl", "barks-2026-03-29.jsonl", "barks-2026-03-30.jsonl",
@@ -85,7 +85,7 @@ def test_daily_files_are_named_by_each_records_own_local_date_across_dst(tmp_pat
 
 
 def test_each_record_is_on_disk_as_soon_as_written(tmp_path):
-    log = RotatingEventLog(tmp_path, EventsConfig())
+    log = EventFolder(tmp_path, EventsConfig())
     log.write(rec("2026-11-25T08:00:00.000+01:00"))
     assert (tmp_path / "barks-2026-11-25.jsonl").read_text() == line(rec("2026-11-25T08:00:00.000+01:00"))
     log.close()
@@ -96,7 +96,7 @@ def test_size_rotation_renames_a_full_file_and_keeps_the_order(tmp_path):
                  + [datetime(2026, 11, 25, 8, 0, s, tzinfo=timezone.utc) for s in range(1, 60)])
     records = [rec("2026-11-25T09:00:00.000+01:00", f"e{i}", pad="x" * 200) for i in range(10)]
     size = len(line(records[0]).encode())
-    with RotatingEventLog(tmp_path, EventsConfig(rotate="size", max_file_mb=3.5 * size / 1e6),
+    with EventFolder(tmp_path, EventsConfig(rotate="size", max_file_mb=3.5 * size / 1e6),
                           now=lambda: next(clock)) as log:
         for r in records:
             log.write(r)
@@ -116,7 +116,7 @@ def test_keep_days_deletes_old_files_on_open_and_at_rotation(tmp_path):
                  "barks-20260324T120000Z.jsonl", "barks.jsonl", "notes.txt"):
         (tmp_path / name).write_text("")
     now = [datetime(2026, 3, 25, 12, 0, tzinfo=timezone.utc)]
-    log = RotatingEventLog(tmp_path, EventsConfig(keep_days=7), now=lambda: now[0])
+    log = EventFolder(tmp_path, EventsConfig(keep_days=7), now=lambda: now[0])
     assert names(tmp_path) == ["barks-2026-03-20.jsonl", "barks-20260324T120000Z.jsonl", "barks.jsonl",
                                "notes.txt"]
     log.write(rec("2026-03-25T10:00:00.000+01:00", "a"))
@@ -132,7 +132,7 @@ def test_keep_days_deletes_old_files_on_open_and_at_rotation(tmp_path):
 def test_since_and_until_filter_by_start(tmp_path, berlin):
     starts = ["2026-03-27T23:00:00.000+01:00", "2026-03-28T08:00:00.000+01:00", "2026-03-29T08:00:00.000+02:00",
               "2026-03-30T08:00:00.000+02:00"]
-    with RotatingEventLog(tmp_path, EventsConfig()) as log:
+    with EventFolder(tmp_path, EventsConfig()) as log:
         for i, start in enumerate(starts):
             log.write(rec(start, f"e{i}", event="bark_start"))
             log.write(rec(start, f"e{i}"))
@@ -159,7 +159,7 @@ def test_malformed_lines_are_skipped_with_one_warning_per_file(tmp_path, caplog)
 
 
 def test_follow_sees_appended_records_and_the_next_days_file(tmp_path):
-    log = RotatingEventLog(tmp_path, EventsConfig())
+    log = EventFolder(tmp_path, EventsConfig())
     log.write(rec("2026-03-28T23:58:00.000+01:00", "old"))
     stop = threading.Event()
     reader, seen = collect(tmp_path, stop, since=datetime(2026, 3, 28, tzinfo=timezone.utc))
@@ -179,7 +179,7 @@ def test_follow_sees_appended_records_and_the_next_days_file(tmp_path):
 
 def test_follow_carries_on_across_size_rotation(tmp_path):
     records = [rec("2026-11-25T09:00:00.000+01:00", f"e{i}", pad="x" * 200) for i in range(8)]
-    log = RotatingEventLog(tmp_path, EventsConfig(rotate="size", max_file_mb=700 / 1e6))
+    log = EventFolder(tmp_path, EventsConfig(rotate="size", max_file_mb=700 / 1e6))
     log.write(records[0])
     stop = threading.Event()
     reader, seen = collect(tmp_path, stop)
@@ -239,7 +239,7 @@ def test_table_shows_barks_and_ongoing_events():
 
 def test_full_disk_leaves_no_half_line_and_the_backlog_is_written_when_space_returns(tiny_fs, caplog):
     events = tiny_fs / "events"
-    log = RotatingEventLog(events, EventsConfig())
+    log = EventFolder(events, EventsConfig())
     day = "2026-11-25T08:00:0{}.000+01:00"
     r1, r2, r3, r4 = (rec(day.format(i), f"e{i}") for i in range(1, 5))
     r2["source"] = "x" * 6000  # more than the rest of the file's page: written part-way, then ENOSPC
@@ -264,7 +264,7 @@ def test_full_disk_leaves_no_half_line_and_the_backlog_is_written_when_space_ret
 
 
 def test_the_backlog_is_bounded_oldest_dropped(tiny_fs):
-    log = RotatingEventLog(tiny_fs / "events", EventsConfig(rotate="size"), backlog_max=2)
+    log = EventFolder(tiny_fs / "events", EventsConfig(rotate="size"), backlog_max=2)
     fill(tiny_fs / "filler")
     records = [rec("2026-11-25T08:00:00.000+01:00", f"e{i}") for i in range(4)]
     for r in records[:3]:
@@ -275,7 +275,7 @@ def test_the_backlog_is_bounded_oldest_dropped(tiny_fs):
         log.close()  # the last try fails too, and says so
     assert (tiny_fs / "events" / "barks.jsonl").read_text() == ""
     (tiny_fs / "filler").unlink()
-    log = RotatingEventLog(tiny_fs / "events", EventsConfig(rotate="size"), backlog_max=2)
+    log = EventFolder(tiny_fs / "events", EventsConfig(rotate="size"), backlog_max=2)
     fill(tiny_fs / "filler")
     for r in records[:3]:
         with pytest.raises(EventLogError):

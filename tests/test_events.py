@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from barkwatch.detection.events import (
-    Event, EventLog, EventLogError, EventTracker, TrackerSettings, WindowScore, event_record,
+    Event, EventFile, EventLogError, EventTracker, TrackerSettings, WindowScore, event_record,
 )
 
 HOP, LENGTH = 0.25, 1.0
@@ -218,17 +218,17 @@ def test_event_record_is_valid_json_for_numpy_numbers_and_silence():
 def test_event_log_appends_one_line_per_record_visible_before_close(tmp_path):
     path = tmp_path / "logs" / "events.jsonl"  # the folder does not exist yet
     records = [{"event": "bark_start", "id": "a", "source": "Küche"}, {"event": "bark", "id": "a"}]
-    log = EventLog(path)
+    log = EventFile(path)
     log.write(records[0])
     assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == records[:1]
     log.close()
-    with EventLog(path) as log:  # appends to what is there
+    with EventFile(path) as log:  # appends to what is there
         log.write(records[1])
         assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == records
 
 
 def test_event_log_dash_writes_to_stdout(capsys):
-    with EventLog("-") as log:
+    with EventFile("-") as log:
         log.write({"event": "bark", "id": "a"})
         log.write({"event": "bark", "id": "b"})
     assert capsys.readouterr().out == '{"event": "bark", "id": "a"}\n{"event": "bark", "id": "b"}\n'
@@ -238,12 +238,12 @@ def test_event_log_unwritable_path_raises_naming_it(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     path = tmp_path / "file" / "events.jsonl"
     with pytest.raises(EventLogError, match=f"^{path}: cannot write events"):
-        EventLog(path)
+        EventFile(path)
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_event_log_write_error_raises_naming_the_path():
-    log = EventLog("/dev/full")
+    log = EventFile("/dev/full")
     with pytest.raises(EventLogError, match="^/dev/full: cannot write events"):
         log.write({"event": "bark"})
     with pytest.raises(EventLogError, match="^/dev/full: cannot write events"):

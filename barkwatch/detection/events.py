@@ -1,7 +1,7 @@
 """Bark events from a stream of scored windows, and the JSON Lines log they are written to.
 
 ``EventTracker`` turns overlapping, time-ordered window scores into bark events; ``event_record`` makes the
-log record of one; ``EventLog`` appends records to a file (or stdout) one flushed line at a time. No audio and
+log record of one; ``EventFile`` appends records to a file (or stdout) one flushed line at a time. No audio and
 no torch here: every time comes from the windows, never from the wall clock, so all of it is deterministic.
 """
 
@@ -218,7 +218,7 @@ class EventLogError(Exception):
     """The event log cannot be written; the message names it."""
 
 
-class EventLog:
+class EventFile:
     """Appends records as JSON Lines to ``path`` (parent folders created), or to stdout for ``"-"``.
 
     Each record is one line written in one call and flushed at once, so ``tail -f`` sees it immediately and a
@@ -253,7 +253,7 @@ class EventLog:
         except OSError as e:  # a record that could not be written is still buffered
             raise self._error(e) from e
 
-    def __enter__(self) -> EventLog:
+    def __enter__(self) -> EventFile:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -2,7 +2,7 @@
 
 ``summarise`` turns ``bark`` records into numbers (pure: records in, an ``Activity`` out): barks and barking
 time per day and per hour of the day, an hour-by-date grid of barking minutes, and episodes (barks less than
-``gap_s`` apart, grouped: what a neighbour means by "it barked for an hour"). ``write_report`` draws the plots
+``gap_s`` apart, grouped: what a neighbour means by "it barked for an hour"). ``write_activity_report`` draws the plots
 and one self-contained HTML page (the images are inside it) with links to the clips. Hours are local wall-clock
 hours: a bark that runs over the hour counts in both, by its seconds in each.
 """
@@ -236,7 +236,7 @@ def _clip_link(clip: str | None, out_dir: Path) -> str:
     return f'<a href="{html.escape(Path(href).as_posix())}">{name}</a>' if path.exists() else f"{name} (gone)"
 
 
-def write_report(activity: Activity, out_dir: Path, title: str = "barkwatch: barking report",
+def write_activity_report(activity: Activity, out_dir: Path, title: str = "barkwatch: barking report",
                  longest: int = 10, latest: int = 50) -> Path:
     """``out_dir/index.html`` (images inside it, so the one file can be mailed), ``days.png`` and
     ``hours.png``. Returns the page's path."""

@@ -122,7 +122,7 @@ def log_files(events_dir: str | os.PathLike) -> list[LogFile]:
 # Writing
 
 
-class RotatingEventLog:
+class EventFolder:
     """Appends records as JSON Lines to the files of ``events_dir`` (created), rotated as ``settings`` say.
 
     Each record is one line written by a single ``os.write`` (no buffer of ours), so ``tail -f`` sees it at
@@ -187,7 +187,7 @@ class RotatingEventLog:
             finally:
                 self._close_fd()
 
-    def __enter__(self) -> RotatingEventLog:
+    def __enter__(self) -> EventFolder:
         return self
 
     def __exit__(self, *exc) -> None:

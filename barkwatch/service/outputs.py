@@ -30,7 +30,7 @@ class Outputs(Hooks):
     """Records to the log, the terminal and the notifiers; audio to the clip recorder; the state file and the
     watchdog on every tick.
 
-    ``event_log`` has ``write(record)`` and ``close()`` (``eventlog.RotatingEventLog`` or ``events.EventLog``);
+    ``event_log`` has ``write(record)`` and ``close()`` (``eventlog.EventFolder`` or ``events.EventFile``);
     ``console`` prints a record for people; ``clips`` and ``notifier`` are optional. ``stats`` is read from the
     listener for the state file.
     """

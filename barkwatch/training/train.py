@@ -849,10 +849,10 @@ def train(config: TrainConfig) -> TrainResult:
     modelfile.save(scorer, metadata, config.out)
 
     if config.report is not None:
-        from .report import write_report
+        from .report import write_training_report
 
         examples = _examples(spectrogram, splits, run.vae)
-        write_report(config.report, metadata=metadata, sweep=sweep, history=run.history,
+        write_training_report(config.report, metadata=metadata, sweep=sweep, history=run.history,
                      terms={s: t[0] for s, t in terms.items()},
                      classifier=clf, examples=examples, skipped=skipped)
     return TrainResult(config.out, metadata, config.report, skipped)
