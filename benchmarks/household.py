@@ -574,7 +574,7 @@ def best_point(points: Sequence[Point], max_per_hour: float) -> Point | None:
 # --- Running the detector ----------------------------------------------------------------------------------
 
 class LoudnessModel:
-    """Stands in for a ``modelfile.LoadedModel`` in the Engine: score = (level_dbfs + 100) / 100 clipped to
+    """A ``WindowScorer`` (``barkwatch/model/interface.py``) standing in for a model file: score = (level_dbfs + 100) / 100 clipped to
     [0, 1], a monotone map of the window's RMS level, so a threshold on it is a threshold on loudness."""
 
     sample_rate = SAMPLE_RATE
@@ -584,9 +584,10 @@ class LoudnessModel:
     path = Path("loudness")  # what detect's records name the model by
     sha256 = ""
     description = "loudness: score = (level_dbfs + 100) / 100 clipped to [0, 1]; 1 s windows every 0.25 s"
+    metadata = {"hop_s": hop_s}
 
     @staticmethod
-    def module(batch):
+    def forward(batch):
         import torch
 
         # numpy, not torch: torch's threads spin against any other busy process (24 ms instead of 0.1 ms a
@@ -605,14 +606,11 @@ def _bar(progress: bool, total: float, desc: str, unit: str = "s"):
 
 def score_mix(path: Path, model, hop_s: float, device: str = "cpu", progress: bool = False) -> list[WindowScore]:
     """Every window of the recording, scored by ``barkwatch detect``'s own file scan: 1 s blocks, gate -60 dBFS."""
-    from barkwatch.detection.scan import scan_file
-    from barkwatch.detection.engine import EngineSettings
-    from barkwatch.detection.events import TrackerSettings
+    from barkwatch.detection.detector import Detector, DetectorSettings
 
     windows: list[WindowScore] = []
-    result = scan_file(path, model, engine_settings=EngineSettings(hop_s=hop_s, gate_dbfs=GATE_DBFS),
-                       tracker_settings=TrackerSettings(threshold=1.0), on_record=lambda record: None,
-                       on_window=windows.append, device=device, progress=progress)
+    detector = Detector(model, DetectorSettings(threshold=1.0, hop_s=hop_s, gate_dbfs=GATE_DBFS), device)
+    result = detector.scan(path, on_window=windows.append, progress=progress)
     if result.error:
         raise BenchError(f"{result.error}; build the mix with `python benchmarks/household.py build`")
     return windows

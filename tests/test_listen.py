@@ -23,13 +23,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from barkwatch.model import modelfile
+from barkwatch.detection.detector import Detector, DetectorSettings
 from barkwatch.live.capture import CaptureError
-from barkwatch.detection.engine import EngineSettings
-from barkwatch.detection.events import TrackerSettings
 from barkwatch.live.listener import Backoff, Listener, ListenError
+from barkwatch.model import modelfile
 
-from conftest import DOGS, OTHERS, REPO, SAMPLES, run_cli
+from helpers import DOGS, OTHERS, REPO, SAMPLES, run_cli
 
 EXAMPLE = SAMPLES / "example.ogg"
 # Offline detect finds barking from the first window to the end of each: a long bark when played in a row.
@@ -356,8 +355,8 @@ class MadeUpOpener:
 
 def listener(random_model, opener, records, **kwargs) -> Listener:
     # Threshold 0: every window is a bark, so each stream is one event from its start to where it stops.
-    return Listener(opener, modelfile.load(random_model), engine_settings=EngineSettings(hop_s=HOP_S),
-                    tracker_settings=TrackerSettings(threshold=0.0), on_record=records.append, **kwargs)
+    detector = Detector(modelfile.load(random_model), DetectorSettings(hop_s=HOP_S, threshold=0.0))
+    return Listener(opener, detector, on_record=records.append, **kwargs)
 
 
 def test_no_audio_is_an_outage_the_open_event_is_closed_and_reopening_backs_off(random_model):
@@ -417,8 +416,8 @@ def test_audio_the_ring_dropped_becomes_silence_so_times_stay_right(random_model
 
 def test_a_channel_the_source_does_not_have_is_refused(random_model):
     opener = MadeUpOpener([MadeUpSource(blocks(1.0))])
-    listen = Listener(opener, modelfile.load(random_model), engine_settings=EngineSettings(channel=1),
-                      tracker_settings=TrackerSettings(threshold=0.5), on_record=lambda r: None)
+    detector = Detector(modelfile.load(random_model), DetectorSettings(channel=1, threshold=0.5))
+    listen = Listener(opener, detector, on_record=lambda r: None)
     with pytest.raises(ListenError, match="--channel 1"):
         listen.start()
     assert opener.sources == [] and listen.stats.windows == 0

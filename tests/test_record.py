@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 
 from barkwatch.live.record import FLOOR_MIN_WINDOWS, LevelScorer, read_index
-from conftest import DOGS, REPO, run_cli
+from helpers import DOGS, REPO, run_cli
 
 SR = 22050
 
@@ -31,16 +31,16 @@ def tone_windows(levels_dbfs, n=SR):
 def test_level_scorer_keeps_what_stands_out_from_the_room():
     scorer = LevelScorer(SR, SR, 0.25, margin_db=10.0, min_dbfs=-60.0)
     # Nothing is kept until the floor is known.
-    assert scorer.module(tone_windows([-20.0] * 5))[2].tolist() == [0.0] * 5
-    scorer.module(tone_windows([-50.0] * FLOOR_MIN_WINDOWS))
+    assert scorer.forward(tone_windows([-20.0] * 5))[2].tolist() == [0.0] * 5
+    scorer.forward(tone_windows([-50.0] * FLOOR_MIN_WINDOWS))
     assert scorer.floor_dbfs == pytest.approx(-50.0, abs=0.5)
-    scores = scorer.module(tone_windows([-45.0, -39.0, -30.0]))[2].tolist()
+    scores = scorer.forward(tone_windows([-45.0, -39.0, -30.0]))[2].tolist()
     assert scores == [0.0, 1.0, 1.0]  # 5 dB over the floor is the room; 11 and 20 dB over stand out
     quiet = LevelScorer(SR, SR, 0.25, margin_db=10.0, min_dbfs=-60.0)
-    quiet.module(tone_windows([-90.0] * FLOOR_MIN_WINDOWS))
-    assert quiet.module(tone_windows([-75.0, -55.0]))[2].tolist() == [0.0, 1.0]  # never below min_dbfs
+    quiet.forward(tone_windows([-90.0] * FLOOR_MIN_WINDOWS))
+    assert quiet.forward(tone_windows([-75.0, -55.0]))[2].tolist() == [0.0, 1.0]  # never below min_dbfs
     fixed = LevelScorer(SR, SR, 0.25, level_dbfs=-40.0)
-    assert fixed.module(tone_windows([-41.0, -39.0]))[2].tolist() == [0.0, 1.0]
+    assert fixed.forward(tone_windows([-41.0, -39.0]))[2].tolist() == [0.0, 1.0]
 
 
 def quiet_then(path, tmp_path, before_s=4.0, after_s=6.0):

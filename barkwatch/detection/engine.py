@@ -42,7 +42,8 @@ def level_dbfs(window: np.ndarray) -> float:
 class Engine:
     """Feed it blocks with ``feed``; call ``finish`` at the end of the stream. Both return scored windows.
 
-    ``model`` is a ``modelfile.LoadedModel``; ``input_rate`` is the sample rate of the blocks fed in.
+    ``model`` is a ``WindowScorer`` (``model/interface.py``: a loaded model file, say); ``input_rate`` is the
+    sample rate of the blocks fed in.
     """
 
     def __init__(self, model, input_rate: int, settings: EngineSettings = EngineSettings(), device: str = "cpu"):
@@ -134,7 +135,7 @@ class Engine:
                 for first in range(0, len(loud), self.settings.batch_size):
                     chosen = loud[first : first + self.settings.batch_size]
                     batch = torch.from_numpy(np.stack([windows[i][1] for i in chosen])).to(self.device)
-                    r, k, s = (t.double().cpu().numpy() for t in self.model.module(batch))
+                    r, k, s = (t.double().cpu().numpy() for t in self.model.forward(batch))
                     rl[chosen], kl[chosen], score[chosen] = r, k, s
         return [
             WindowScore(start_s=start / self.rate, end_s=(start + self.window) / self.rate, score=float(score[i]),

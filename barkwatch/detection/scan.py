@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from .audio import AudioError
-from .engine import Engine, EngineSettings
-from .events import Event, EventTracker, TrackerSettings, WindowScore, event_record
+from .detector import Detector
+from .events import Event, WindowScore, event_record
 
 log = logging.getLogger("barkwatch")
 Record = dict
@@ -80,11 +80,11 @@ def cut_clip(path: Path, event: Event, clips_dir: Path, margin_s: float = 1.0) -
     return out
 
 
-def scan_file(path: Path, model, *, engine_settings: EngineSettings, tracker_settings: TrackerSettings,
-              on_record: Callable[[Record], None], on_window: Callable[[WindowScore], None] | None = None,
-              start: datetime | None = None, device: str = "cpu", block_s: float = 1.0,
-              clips_dir: Path | None = None, progress: bool = False) -> FileResult:
-    """Scan one file; ``on_record`` gets each ``bark_start`` and ``bark`` record as soon as it exists.
+def scan_file(path: Path, detector: Detector, *, on_record: Callable[[Record], None],
+              on_window: Callable[[WindowScore], None] | None = None, start: datetime | None = None,
+              block_s: float = 1.0, clips_dir: Path | None = None, progress: bool = False) -> FileResult:
+    """Scan one file with ``detector``; ``on_record`` gets each ``bark_start`` and ``bark`` record as soon as
+    it exists.
 
     With ``clips_dir``, each event is also cut to a FLAC file (one second either side) named in its record;
     a clip that cannot be written is left out with a warning, and detection goes on.
@@ -105,9 +105,9 @@ def scan_file(path: Path, model, *, engine_settings: EngineSettings, tracker_set
         return result
     result.duration_s = info.frames / info.samplerate if info.samplerate else 0.0
     began = stream_start(path, result.duration_s, start)
-    model_info = {"file": model.path.name, "sha256": model.sha256}
-    engine = Engine(model, info.samplerate, engine_settings, device=device)
-    tracker = EventTracker(tracker_settings)
+    model_info = {"file": detector.model.path.name, "sha256": detector.model.sha256}
+    engine = detector.engine(info.samplerate)
+    tracker = detector.tracker()
 
     def emit(transitions: list[tuple[str, Event]]) -> None:
         for kind, event in transitions:

@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..detection.detector import Detector
 from ..detection.events import Event, EventTracker, TrackerSettings, WindowScore
 
 THRESHOLDS = 200
@@ -106,7 +107,7 @@ def choose(points: Sequence[OperatingPoint], budget_per_hour: float) -> Operatin
     return chosen
 
 
-def scan_windows(paths: Sequence[Path], model, engine_settings, device: str = "cpu",
+def scan_windows(paths: Sequence[Path], detector: Detector,
                  progress: bool = False) -> tuple[list[list[WindowScore]], float, list[str]]:
     """Every window of every file, scored as ``barkwatch detect`` scores it. Returns the windows per file,
     the seconds of audio read, and one error line per file that could not be read (its windows up to the
@@ -118,9 +119,8 @@ def scan_windows(paths: Sequence[Path], model, engine_settings, device: str = "c
     errors: list[str] = []
     for path in paths:
         windows: list[WindowScore] = []
-        result = scan_file(path, model, engine_settings=engine_settings,
-                           tracker_settings=TrackerSettings(threshold=1.0), on_record=lambda record: None,
-                           on_window=windows.append, device=device, progress=progress)
+        result = scan_file(path, detector, on_record=lambda record: None, on_window=windows.append,
+                           progress=progress)
         if result.error:
             errors.append(result.error)
         streams.append(windows)

@@ -28,6 +28,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..detection.detector import Detector
+
 LABELS_NAME = "labels.jsonl"
 LABELS = {"m": "my_dog", "o": "other_dog", "n": "not_bark"}
 LABEL_NAMES = {"my_dog": "my dog", "other_dog": "other dog", "not_bark": "not a bark"}
@@ -287,22 +289,17 @@ class _KeyReader:
         return False
 
 
-def scorer_for(model_path: Path | None, device: str = "cpu") -> Callable[[Path], float | None]:
-    """``clip -> the model's highest window score in it`` (None when the clip cannot be scored)."""
+def scorer_for(detector: Detector) -> Callable[[Path], float | None]:
+    """``clip -> the detector's highest window score in it`` (None when the clip cannot be scored). Give it a
+    detector with the gate open (``gate_dbfs=-inf``): a faint bark is worth a score too."""
     import soundfile as sf
-
-    from ..detection.engine import Engine, EngineSettings
-    from ..model.modelfile import DEFAULT_MODEL, load
-
-    model = load(model_path or DEFAULT_MODEL, device=device)
-    settings = EngineSettings(hop_s=float(model.metadata.get("hop_s", 0.25)), gate_dbfs=-math.inf)
 
     def score(path: Path) -> float | None:
         try:
             audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, OSError):
             return None
-        engine = Engine(model, rate, settings, device=device)
+        engine = detector.engine(rate)
         windows = engine.feed(audio) + engine.finish()
         return max((w.score for w in windows), default=None)
 

@@ -35,8 +35,10 @@ import numpy as np
 
 from .capture import (DEFAULT_BLOCKSIZE, DEFAULT_BUFFER_S, AudioSource, CaptureError, FilePlayer,
                       MicrophoneSource, refresh_portaudio)
-from .devices import DeviceError, InputDevice, list_inputs, resolve
-from ..detection.engine import Engine, EngineSettings
+from .devices import DeviceError, FileSource, InputDevice, list_inputs, resolve
+from ..config import AudioConfig
+from ..detection.detector import Detector
+from ..detection.engine import Engine
 from ..detection.events import Event, EventTracker, TrackerSettings, WindowScore, event_record
 
 log = logging.getLogger("barkwatch")
@@ -288,15 +290,14 @@ class Listener:
     PortAudio's exit handler would block too.
     """
 
-    def __init__(self, opener: Opener, model, *, engine_settings: EngineSettings, tracker_settings: TrackerSettings,
-                 on_record: Callable[[Record], None], on_status: Callable[[str], None] | None = None,
-                 compute_device: str = "cpu", status_every_s: float = STATUS_EVERY_S, stall_s: float = STALL_S,
-                 backoff: Backoff = Backoff(), hooks: Hooks | None = None):
+    def __init__(self, opener: Opener, detector: Detector, *, on_record: Callable[[Record], None],
+                 on_status: Callable[[str], None] | None = None, status_every_s: float = STATUS_EVERY_S,
+                 stall_s: float = STALL_S, backoff: Backoff = Backoff(), hooks: Hooks | None = None):
         self.opener = opener
-        self.model = model
-        self.engine_settings = engine_settings
-        self.tracker_settings = tracker_settings
-        self.compute_device = compute_device
+        self.model = model = detector.model
+        self.engine_settings = detector.engine_settings
+        self.tracker_settings = detector.tracker_settings
+        self.compute_device = detector.device
         self.on_record = on_record
         self.on_status = on_status
         self.status_every_s = status_every_s
@@ -613,3 +614,14 @@ class Listener:
                 s.overruns = max(s.overruns, self._overruns_before + source.overruns)
         drift = f", drift {stream.drift_s():+.2f} s" if stream is not None and not down else ""
         self.on_status(f"{clock}  {state}; {s.events} event(s), overruns {s.overruns}, outages {s.outages}{drift}")
+
+
+def opener_for(source: InputDevice | FileSource, audio: AudioConfig) -> Opener:
+    """The opener for a resolved ``--device``: a file played in real time, or a microphone opened as
+    ``audio`` (the configuration's ``audio:`` section) says."""
+    if isinstance(source, FileSource):
+        return FileOpener(source.path)
+    channel = audio.channel
+    # At most 2 channels are opened unless a later one is asked for.
+    return MicrophoneOpener(source, audio.device, samplerate=audio.samplerate,
+                            channels=channel + 1 if channel is not None and channel >= 2 else None)

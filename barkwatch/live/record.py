@@ -41,7 +41,7 @@ MAX_STRETCH_S = 30.0  # a longer stretch is cut into pieces of this length
 
 
 class LevelScorer:
-    """Stands in for a model in the ``Engine``: a window scores 1 when it stands out from the room, else 0.
+    """A ``WindowScorer`` standing in for a model: a window scores 1 when it stands out from the room, else 0.
 
     Standing out: at least ``margin_db`` above the room's floor (the 10th percentile of the levels of the last
     ``FLOOR_WINDOWS`` windows) and above ``min_dbfs``; or, with ``level_dbfs``, above that fixed level. The
@@ -55,7 +55,7 @@ class LevelScorer:
                  margin_db: float = 10.0, min_dbfs: float = -60.0):
         self.sample_rate = sample_rate
         self.window_samples = window_samples
-        self.metadata = {"hop_s": hop_s}
+        self.metadata = {"hop_s": hop_s, "threshold": self.threshold}
         self.level_dbfs = level_dbfs
         self.margin_db = margin_db
         self.min_dbfs = min_dbfs
@@ -75,7 +75,7 @@ class LevelScorer:
         floor = self.floor_dbfs
         return math.inf if math.isnan(floor) else max(floor + self.margin_db, self.min_dbfs)
 
-    def module(self, batch):
+    def forward(self, batch):
         import torch
 
         power = np.mean(np.square(batch.cpu().numpy(), dtype=np.float64), axis=1)

@@ -22,10 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from ..files import atomic_path
+
 FORMAT_VERSION = 1
 METADATA_NAME = "barkwatch.json"
-# The model used when none is given: models/default.pt in the source tree.
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default.pt"
+# The model used when none is given, shipped inside the package (package data, so a wheel has it too);
+# models/default.pt in a checkout links to it.
+DEFAULT_MODEL = Path(__file__).resolve().with_name("default.pt")
 
 
 class ModelFileError(Exception):
@@ -65,13 +68,10 @@ def save(module, metadata: dict, path: str | os.PathLike) -> Path:
 def _write(scripted, meta: dict, path: Path) -> Path:
     import torch
 
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        with _quiet_torchscript():
+        with atomic_path(path) as tmp, _quiet_torchscript():
             torch.jit.save(scripted, str(tmp), _extra_files={METADATA_NAME: json.dumps(meta, indent=2)})
-        os.replace(tmp, path)
     except (OSError, RuntimeError) as e:
-        tmp.unlink(missing_ok=True)
         raise ModelFileError(f"{path}: cannot write the model file ({getattr(e, 'strerror', None) or e})") from e
     return path
 
@@ -123,7 +123,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 @dataclass
 class LoadedModel:
-    """A scorer ready to run, with its metadata and a short hash that identifies the file."""
+    """A scorer ready to run, with its metadata and a short hash that identifies the file; a ``WindowScorer``
+    (``model/interface.py``)."""
 
     module: object  # torch.jit.ScriptModule
     metadata: dict
@@ -141,6 +142,10 @@ class LoadedModel:
     @property
     def threshold(self) -> float:
         return float(self.metadata["threshold"])
+
+    def forward(self, wave):
+        """``wave[B, window_samples]`` -> ``(rl[B], kl[B], score[B])``: the ``WindowScorer`` interface."""
+        return self.module(wave)
 
 
 def load(path: str | os.PathLike, device: str = "cpu") -> LoadedModel:

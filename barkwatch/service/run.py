@@ -17,8 +17,9 @@ import signal
 import sys
 from typing import Callable
 
-from ..config import AudioConfig, Config, ConfigError, LoadedConfig, resolve_dirs
-from ..detection.events import EventLog, EventLogError, TrackerSettings
+from ..config import Config, ConfigError, LoadedConfig, resolve_dirs
+from ..detection.detector import Detector, DetectorSettings
+from ..detection.events import EventFile, EventLogError
 from .systemd import Watchdog, notify_ready, notify_reloading, notify_status, notify_stopping, state_path
 from .outputs import Outputs
 
@@ -39,13 +40,6 @@ def make_notifier(config: Config, barks_today: int = 0):
     return Notifier(n, barks_today=barks_today)
 
 
-def tracker_settings(config: Config, model_threshold: float) -> TrackerSettings:
-    d = config.detector
-    return TrackerSettings(threshold=model_threshold if d.threshold is None else d.threshold,
-                           patience=d.patience, release_s=d.release_s, merge_s=d.merge_s,
-                           max_duration_s=d.max_duration_s)
-
-
 def _changed_keys(old: Config, new: Config) -> list[str]:
     from ..config import get, key_paths
 
@@ -64,32 +58,21 @@ def _console(quiet: bool, stream) -> Callable[[dict], None] | None:
     return show
 
 
-def opener_for(source, audio: AudioConfig):
-    """The listener's opener for a resolved ``--device``: a file played in real time, or a microphone."""
-    from ..live.devices import FileSource
-    from ..live.listener import FileOpener, MicrophoneOpener
-
-    if isinstance(source, FileSource):
-        return FileOpener(source.path)
-    channel = audio.channel
-    # At most 2 channels are opened unless a later one is asked for.
-    return MicrophoneOpener(source, audio.device, samplerate=audio.samplerate,
-                            channels=channel + 1 if channel is not None and channel >= 2 else None)
-
-
-def run_listen(loaded: LoadedConfig, source, model, engine_settings, tracker, *, compute_device: str,
-               reload: Callable[[], LoadedConfig], events: str | None = None, verbose: bool = False,
-               quiet: bool = False) -> int:
-    """Listen until the source ends, a stop signal comes, or an error; the exit code (0, or 1 on an error)."""
+def run_listen(loaded: LoadedConfig, source, detector: Detector, *, reload: Callable[[], LoadedConfig],
+               events: str | None = None, verbose: bool = False, quiet: bool = False) -> int:
+    """Listen until the source ends, a stop signal comes, or an error; the exit code (0, or 1 on an error).
+    ``source`` is what ``live.devices.resolve`` gave for the configured device."""
     from ..live.capture import NativeStderrFilter
-    from .eventlog import RotatingEventLog
-    from ..live.listener import Listener, ListenError
+    from ..live.listener import Listener, ListenError, opener_for
+    from .eventlog import EventFolder
+
+    model = detector.model
 
     config = loaded.config
     state_dir, events_dir, clips_dir = resolve_dirs(config)
     human = sys.stderr if events == "-" else sys.stdout
     try:
-        event_log = EventLog(events) if events else RotatingEventLog(events_dir, config.events)
+        event_log = EventFile(events) if events else EventFolder(events_dir, config.events)
     except (EventLogError, OSError) as e:
         print(f"barkwatch: error: {e}", file=sys.stderr)
         return 1
@@ -103,8 +86,7 @@ def run_listen(loaded: LoadedConfig, source, model, engine_settings, tracker, *,
                       clips_settings=config.clips, notifier=notifier, state_file=state_path(state_dir),
                       state_every_s=config.logging.status_every_s, watchdog=Watchdog.from_env(),
                       device=opener.name, model=model.path.name)
-    listener = Listener(opener, model, engine_settings=engine_settings, tracker_settings=tracker,
-                        on_record=outputs.record, compute_device=compute_device, hooks=outputs,
+    listener = Listener(opener, detector, on_record=outputs.record, hooks=outputs,
                         on_status=(lambda line: print(line, file=human, flush=True)) if verbose else None)
     outputs.stats = listener.stats
     received: list[str] = []
@@ -134,7 +116,7 @@ def run_listen(loaded: LoadedConfig, source, model, engine_settings, tracker, *,
             while not listener.wait(0.2):
                 if pending_reload:
                     pending_reload.clear()
-                    config = _reload(config, reload, listener, outputs, model.threshold)
+                    config = _reload(config, reload, listener, outputs, detector)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -166,13 +148,13 @@ def run_listen(loaded: LoadedConfig, source, model, engine_settings, tracker, *,
 
 
 def _reload(old: Config, reload: Callable[[], LoadedConfig], listener, outputs: Outputs,
-            model_threshold: float) -> Config:
+            detector: Detector) -> Config:
     """SIGHUP: read the configuration again and apply what can change without dropping audio (event rules,
     clips, notifications, log level); keep the old one whole if the new one is invalid."""
     notify_reloading()
     try:
         new = reload().config
-        settings = tracker_settings(new, model_threshold)
+        settings = detector.with_settings(DetectorSettings.from_config(new)).tracker_settings
     except (ConfigError, ValueError) as e:
         log.warning("reload: %s; still running with the previous configuration", e)
         notify_ready("reload failed; previous configuration kept")

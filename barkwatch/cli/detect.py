@@ -1,0 +1,109 @@
+"""``barkwatch detect``: scanning recordings for barks."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .options import (Compute, Gate, Hop, Merge, Patience, Quiet, Release, Threshold, build_detector,
+                      detector_flags, fail, setup_logging)
+
+
+def detect(
+    files: List[Path] = typer.Argument(..., help="Recordings to scan: wav, flac, ogg or mp3, any length."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the shipped model)."),
+    events: Optional[str] = typer.Option(None, "--events",
+                                         help="Append bark_start/bark JSON Lines records here ('-': stdout)."),
+    scores: Optional[Path] = typer.Option(None, "--scores", help="Write every window's time, level, RL, KL "
+                                          "and score to this CSV file."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw what the detector heard to this PNG "
+                                        "(with several files: one PNG each, named after the file)."),
+    clips: Optional[Path] = typer.Option(None, "--clips", help="Cut each event (1 s either side) to a FLAC "
+                                         "file in this folder."),
+    threshold: Threshold = None,
+    start: Optional[datetime] = typer.Option(None, "--start", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
+                                                                       "%Y-%m-%d %H:%M:%S"],
+                                             help="When the recording began (default: file time minus "
+                                             "duration); applies to each file."),
+    hop: Hop = None,
+    gate: Gate = None,
+    patience: Patience = None,
+    release: Release = None,
+    merge: Merge = None,
+    compute: Compute = None,
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the network "
+                                          "(default: torch's choice, one per core)."),
+    quiet: Quiet = False,
+) -> None:
+    """Scan recordings for barks and report each event (exit code 1 if a file could not be read)."""
+    from ..detection.detector import DetectorSettings
+    from ..detection.events import EventFile, EventLogError
+    from ..detection.scan import ScoreWriter
+
+    setup_logging(quiet)
+    given = detector_flags(threshold, hop, gate, patience, release, merge)
+    settings = DetectorSettings(**{key.split(".")[1]: v for key, v in given.items() if v is not None})
+    detector = build_detector(model, settings, compute or "auto", threads)
+
+    human = sys.stderr if events == "-" else sys.stdout
+    log = None
+    score_file = None
+    failures = 0
+    try:
+        log = EventFile(events) if events else None
+        score_file = open(scores, "w", newline="") if scores else None
+        writer = ScoreWriter(score_file) if score_file else None
+        scanned = []
+
+        def on_record(record: dict) -> None:
+            if log is not None:
+                log.write(record)
+            if record["event"] == "bark" and not quiet:
+                print(f"{record['start'][:19].replace('T', ' ')}  bark  {record['duration_s']:6.1f} s  "
+                      f"peak {record['peak_score']:.2f}  {Path(record['source']).name} +{record['offset_s']:.1f} s",
+                      file=human, flush=True)
+
+        for path in files:
+            heard: list = []  # the windows, kept only to plot them
+
+            def on_window(w, path=path, heard=heard) -> None:
+                if writer is not None:
+                    writer.write(path, w)
+                if plot is not None:
+                    heard.append(w)
+
+            result = detector.scan(path, on_record=on_record, on_window=on_window, start=start, clips_dir=clips,
+                                   progress=not quiet)
+            scanned.append(result)
+            if result.error:
+                failures += 1
+                typer.echo(f"barkwatch: error: {result.error}", err=True)
+            if plot is not None and not result.error:
+                from ..detection.plot import plot_detection
+
+                target = plot if len(files) == 1 else plot.with_name(f"{plot.stem}-{path.stem}{plot.suffix}")
+                plot_detection(path, heard, result.events, detector.threshold, target)
+            if not result.error and not quiet:
+                print(f"{path}: {len(result.events)} event(s), {result.bark_seconds:.1f} s of barking, longest "
+                      f"{result.longest_s:.1f} s, in {result.duration_s:.1f} s of audio "
+                      f"({result.gated} of {result.windows} windows below the gate)", file=human, flush=True)
+        if len(files) > 1 and not quiet:
+            every = [e for r in scanned for e in r.events]
+            print(f"all {len(files)} files: {len(every)} event(s), {sum(e.duration_s for e in every):.1f} s of "
+                  f"barking, longest {max((e.duration_s for e in every), default=0.0):.1f} s"
+                  + (f", {failures} file(s) could not be read" if failures else ""), file=human, flush=True)
+    except (EventLogError, OSError) as e:
+        fail(str(e) if isinstance(e, EventLogError) else f"{e.filename}: cannot write ({e.strerror})", code=1)
+    finally:
+        if log is not None:
+            log.close()
+        if score_file is not None:
+            score_file.close()
+    if failures:
+        raise typer.Exit(1)
+
+

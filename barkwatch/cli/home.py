@@ -1,0 +1,170 @@
+"""``barkwatch label``, ``calibrate`` and ``report``: knowing one home and one dog."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .options import (AsJson, ConfigFile, EventsDir, ModelFile, Quiet, audio_paths, detector_from_config, fail,
+                      load_config, setup_logging)
+
+
+def label(
+    folder: Path = typer.Argument(..., help="Folder of clips: what `barkwatch record --out` wrote, or any "
+                                  "folder of audio files."),
+    model: ModelFile = None,
+    no_play: bool = typer.Option(False, "--no-play", help="Show the clips without playing them."),
+    config_file: ConfigFile = None,
+) -> None:
+    """Label clips one key at a time: my dog, other dog, not a bark. Resumable; writes FOLDER/labels.jsonl."""
+    from ..home.label import LabelError, find_clips, run, scorer_for, summary
+
+    if not folder.is_dir():
+        fail(f"{folder}: no such folder")
+    config = load_config(config_file, {"model.path": model}).config
+    # The gate open: a faint bark deserves a score too. Clips are scored whole, all channels mixed.
+    score = scorer_for(detector_from_config(config, gate_dbfs=-math.inf, channel=None))
+    try:
+        counts = run(folder, score, play=not no_play)
+    except LabelError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"{folder}: cannot write labels here ({e.strerror or e})", code=1)
+    typer.echo(summary(counts, len(find_clips(folder)), folder))
+
+
+def calibrate(
+    background: List[Path] = typer.Option(..., "--background", help="Recordings of the home with no barking "
+                                          "(files or folders; repeatable): every event on them is a false alarm."),
+    barks: List[Path] = typer.Option([], "--barks", help="Clips of the dog barking (files, folders, or a "
+                                     "labels.jsonl for its 'my dog' clips; repeatable): a clip with an event "
+                                     "is found. Gives the recall column."),
+    budget: float = typer.Option(0.5, "--budget", min=0.0, help="False alarms per hour to allow."),
+    model: ModelFile = None,
+    out: Optional[Path] = typer.Option(None, "--out", help="Write a copy of the model with the chosen "
+                                       "threshold here (it may be the model file itself)."),
+    set_config: Optional[Path] = typer.Option(None, "--set-config", help="Set detector.threshold to the chosen "
+                                              "threshold in this config file (comments kept; made if missing)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw false alarms per hour and recall against "
+                                        "the threshold to this PNG."),
+    as_json: AsJson = False,
+    config_file: ConfigFile = None,
+    quiet: Quiet = False,
+) -> None:
+    """Find the threshold that keeps false alarms within a budget in this home (exit 1 if none does)."""
+    from ..config import ConfigError, set_in_file
+    from ..home import calibrate as cal
+    from ..model.modelfile import ModelFileError, update_metadata
+
+    setup_logging(quiet)
+    config = load_config(config_file, {"model.path": model}).config
+    background_paths = audio_paths("--background", background)
+    bark_paths = audio_paths("--barks", [b for b in barks if b.suffix != ".jsonl"])
+    for listing in (b for b in barks if b.suffix == ".jsonl"):  # labels.jsonl: its "my dog" clips
+        from ..training.train import labelled_files
+
+        if not listing.is_file():
+            fail(f"--barks {listing}: no such file")
+        bark_paths += [p for p, label in labelled_files(listing) if label == "my_dog"]
+    detector = detector_from_config(config, channel=None)  # recordings: all channels mixed
+    loaded, settings = detector.model, detector.tracker_settings
+
+    streams, seconds, errors = cal.scan_windows(background_paths, detector, not quiet)
+    bark_streams, _, bark_errors = cal.scan_windows(bark_paths, detector, not quiet)
+    for error in errors + bark_errors:
+        typer.echo(f"barkwatch: error: {error}", err=True)
+    if errors or bark_errors:
+        fail("fix or remove the files above and run calibrate again", code=1)
+    hours = seconds / 3600.0
+    if hours <= 0:
+        fail("--background: no audio in the given files")
+    points = cal.sweep(streams, hours, bark_streams, settings)
+    chosen = cal.choose(points, budget)
+    title = (f"{loaded.path.name} on {len(background_paths)} background file(s), {hours:.2f} h"
+             + (f", {len(bark_paths)} bark clip(s)" if bark_paths else ""))
+    if plot is not None:
+        cal.plot_sweep(points, chosen, budget, plot, title)
+    if as_json:
+        typer.echo(json.dumps({"model": str(loaded.path), "hours": hours, "budget_per_hour": budget,
+                               "chosen": chosen.to_dict() if chosen else None,
+                               "points": [p.to_dict() for p in points]}, indent=2))
+    else:
+        typer.echo(f"{title}; model threshold {loaded.threshold:.4f}")
+        typer.echo(cal.format_table(points, chosen))
+    if chosen is None:
+        fail(f"no threshold keeps false alarms within {budget:g} an hour on this background; "
+             "train on this home's sounds (`barkwatch train --negatives`) or allow a larger --budget", code=1)
+    recall = f", recall {chosen.recall:.2f} ({chosen.found}/{chosen.barks} clips)" if chosen.barks else ""
+    summary = (f"threshold {chosen.threshold:.4f}: {chosen.false_alarms_per_hour:.2f} false alarms an hour on "
+               f"{hours:.2f} h of background{recall}")
+    if bark_paths and hours < 1.0:
+        summary += "; under an hour of background: record more for a budget this small to mean much"
+    if out is not None:
+        calibration = {"threshold": chosen.threshold, "budget_per_hour": budget, "hours": round(hours, 3),
+                       "background_files": len(background_paths), "bark_clips": len(bark_paths),
+                       "false_alarms_per_hour": chosen.false_alarms_per_hour,
+                       "recall": None if not chosen.barks else chosen.recall,
+                       "previous_threshold": loaded.threshold}
+        try:
+            update_metadata(loaded.path, out, {"threshold": chosen.threshold, "calibration": calibration})
+        except ModelFileError as e:
+            fail(str(e), code=1)
+        summary += f"; written to {out}"
+    if set_config is not None:
+        try:
+            set_in_file(set_config, "detector.threshold", chosen.threshold)
+        except ConfigError as e:
+            fail(str(e), code=1)
+        summary += f"; detector.threshold set in {set_config}"
+    typer.echo(summary, err=as_json)
+
+
+def report(
+    since: str = typer.Option("7d", "--since", help="From this time: 7d, 24h, today, yesterday, 2026-11-20 or "
+                              "2026-11-20T08:00."),
+    until: Optional[str] = typer.Option(None, "--until", help="Up to this time (same forms; default: now)."),
+    out: Path = typer.Option(Path("barkwatch-report"), "--out", help="Folder for index.html and the plots."),
+    events_dir: EventsDir = None,
+    events_file: Optional[Path] = typer.Option(None, "--events", help="One event log file instead of the "
+                                               "folder (e.g. what `barkwatch detect --events` wrote)."),
+    gap: float = typer.Option(60.0, "--gap", min=0.0, help="Barks less than this many seconds apart are one "
+                              "episode."),
+    config_file: ConfigFile = None,
+) -> None:
+    """Barks per hour and per day, barking time, longest episodes and an hour-by-date map, as one HTML page."""
+
+    from ..home.activity import summarise, summary_lines, write_activity_report
+    from ..config import resolve_dirs
+    from ..service.eventlog import parse_when, read_events, read_events_file
+
+    setup_logging()
+    now = datetime.now().astimezone()
+    try:
+        start = parse_when(since, now)
+        end = parse_when(until, now) if until else None
+    except ValueError as e:
+        fail(f"--since/--until: {e}")
+    if events_file is not None:
+        if not events_file.is_file():
+            fail(f"--events {events_file}: no such file")
+        records = list(read_events_file(events_file, start, end))
+    else:
+        if events_dir is None:
+            events_dir = resolve_dirs(load_config(config_file, {}).config)[1]
+        if not events_dir.is_dir():
+            fail(f"{events_dir}: no event log here yet (is barkwatch listening? see `barkwatch status`)", code=1)
+        records = list(read_events(events_dir, start, end))
+    last = (end - timedelta(microseconds=1)) if end is not None else now
+    activity = summarise(records, start.astimezone().date(), last.astimezone().date(), gap_s=gap)
+    try:
+        page = write_activity_report(activity, out)
+    except OSError as e:
+        fail(f"{out}: cannot write the report ({e.strerror or e})", code=1)
+    for line in summary_lines(activity):
+        typer.echo(line)
+    typer.echo(f"report: {page}")

@@ -1,0 +1,204 @@
+"""``barkwatch listen``, ``devices`` and ``record``: audio from a device, as it happens."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .options import (AsJson, Compute, ConfigFile, Device, Gate, Hop, Merge, ModelFile, Patience, Quiet, Release,
+                      Threshold, detector_flags, detector_from_config, fail, load_config, resolve_source,
+                      setup_logging)
+
+
+def listen(
+    device_spec: Device = None,
+    samplerate: Optional[float] = typer.Option(None, "--samplerate", help="Capture rate in Hz (default: the "
+                                               "device's; the engine resamples to the model's)."),
+    channel: Optional[int] = typer.Option(None, "--channel", min=0, help="Use this input channel (0-based) "
+                                          "instead of mixing them."),
+    model: ModelFile = None,
+    events: Optional[str] = typer.Option(None, "--events", help="Append bark_start/bark JSON Lines records "
+                                         "to this one file ('-': stdout) instead of the daily logs in the "
+                                         "events folder."),
+    threshold: Threshold = None,
+    hop: Hop = None,
+    gate: Gate = None,
+    patience: Patience = None,
+    release: Release = None,
+    merge: Merge = None,
+    compute: Compute = None,
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the network "
+                                          "(default 1: one keeps up many times over; more threads spin "
+                                          "between the few windows a second and burn a core)."),
+    clips: Optional[bool] = typer.Option(None, "--clips/--no-clips", help="Save each event as audio with pre- "
+                                         "and post-roll (default: on)."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Folder for the status file, and the "
+                                             "events and clips unless configured elsewhere."),
+    config_file: ConfigFile = None,
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Add a status line every few seconds: level, "
+                                 "highest score, overruns, outages."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing (errors excepted)."),
+) -> None:
+    """Listen to a microphone and report each bark as it happens, until Ctrl-C or SIGTERM (exit code 0).
+
+    Settings come from the flags, BARKWATCH_* variables, the config file and the defaults, in that order
+    (`barkwatch config` shows the result). A lost device is reopened with backoff until it is back. A file:
+    source ends with the file. SIGHUP reloads the configuration without stopping.
+    """
+    if quiet and verbose:
+        fail("-q and -v: choose one")
+    flags = {"audio.device": device_spec, "audio.samplerate": samplerate, "audio.channel": channel,
+             "model.path": model, "model.compute": compute, "model.threads": threads,
+             "clips.enabled": clips, "paths.state_dir": state_dir,
+             **detector_flags(threshold, hop, gate, patience, release, merge)}
+    loaded_config = load_config(config_file, flags)
+    cfg = loaded_config.config
+    from ..config import load_config as reload_config
+    from ..live.devices import FileSource
+    from ..service.run import run_listen
+
+    setup_logging(quiet, cfg.logging.level)
+    source = resolve_source(cfg.audio.device)
+    if isinstance(source, FileSource) and cfg.audio.samplerate is not None:
+        fail("--samplerate applies to microphones: a file: source plays at its own rate")
+    detector = detector_from_config(cfg)
+    code = run_listen(loaded_config, source, detector, reload=lambda: reload_config(config_file, flags=flags),
+                      events=events, verbose=verbose, quiet=quiet)
+    if code:
+        raise typer.Exit(code)
+
+
+def devices(
+    as_json: AsJson = False,
+) -> None:
+    """List the input devices (microphones) that --device can name."""
+    from dataclasses import asdict
+
+    from ..live.devices import DeviceError, format_table, list_inputs, why_no_inputs
+
+    try:
+        inputs = list_inputs()
+    except DeviceError as e:
+        fail(str(e))
+    if not inputs:
+        # stderr, so that stdout stays an (empty) table or a parseable [].
+        reason = why_no_inputs()
+        typer.echo(f"barkwatch: no input devices found{': ' + reason if reason else ''}", err=True)
+    typer.echo(json.dumps([asdict(d) for d in inputs], indent=2) if as_json else format_table(inputs))
+
+
+# Options `detect` and `listen` share: the same detector, from a file or live.
+THRESHOLD_OPTION = typer.Option(None, "--threshold", help="Score that counts as a bark (default: the model's).")
+HOP_OPTION = typer.Option(None, "--hop", help="Seconds between windows (default: the model's).")
+GATE_OPTION = typer.Option(-60.0, "--gate", help="Windows quieter than this (dBFS) skip the network.")
+PATIENCE_OPTION = typer.Option(2, "--patience", help="Consecutive windows above threshold that open an event.")
+RELEASE_OPTION = typer.Option(1.0, "--release", help="Seconds below threshold that close an event.")
+MERGE_OPTION = typer.Option(2.0, "--merge", help="Gaps shorter than this (seconds) join episodes.")
+COMPUTE_OPTION = typer.Option("auto", "--compute", help="Where the network runs: auto, cpu, cuda or mps.")
+
+
+def record(
+    out: Path = typer.Option(..., "--out", help="Folder for the clips and their index (recorded.jsonl); "
+                             "a later run adds to it."),
+    device_spec: Device = None,
+    minutes: Optional[float] = typer.Option(None, "--minutes", min=0.0, help="Stop after this many minutes."),
+    until: Optional[str] = typer.Option(None, "--until", help="Stop at this local time: 07:30, or "
+                                        "2026-11-26T07:30."),
+    keep: str = typer.Option("sounds", "--keep", help="sounds: every stretch louder than the room; barks: "
+                             "every stretch the model scores at or above --threshold (bark candidates)."),
+    level: Optional[float] = typer.Option(None, "--level", help="sounds: keep windows above this level "
+                                          "(dBFS) instead of 10 dB above the room's floor."),
+    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="barks: the score to keep "
+                                    "(low, so that quiet or unusual barks are kept for labelling)."),
+    background_every: float = typer.Option(10.0, "--background-every", min=0.0, help="Minutes between samples "
+                                           "of the background (0: none)."),
+    max_mb: float = typer.Option(1000.0, "--max-mb", min=0.001, help="Stop when the clips take this much disk."),
+    model: ModelFile = None,
+    config_file: ConfigFile = None,
+    quiet: Quiet = False,
+) -> None:
+    """Record a home's sounds as short clips (and samples of its background) to label and train on."""
+    import signal
+    import time as _time
+
+    from ..detection.detector import Detector
+    from ..live.capture import NativeStderrFilter
+    from ..live.listener import Listener, ListenError, opener_for
+    from ..live.record import KEEP_CHOICES, LevelScorer, Recorder, read_index
+
+    if keep not in KEEP_CHOICES:
+        fail(f"--keep {keep}: choose {' or '.join(KEEP_CHOICES)}")
+    now = datetime.now().astimezone()
+    deadline = _time.monotonic() + minutes * 60 if minutes is not None else None
+    if until is not None:
+        try:
+            at = datetime.fromisoformat(until) if "T" in until or "-" in until else datetime.combine(
+                now.date(), datetime.strptime(until, "%H:%M").time())
+        except ValueError:
+            fail(f"--until {until}: give a local time as HH:MM or YYYY-MM-DDTHH:MM")
+        at = at.astimezone() if at.tzinfo is None else at
+        if at <= now and "T" not in until and "-" not in until:
+            at += timedelta(days=1)  # 07:30 given in the evening: tomorrow morning
+        if at <= now:
+            fail(f"--until {until}: that time has passed")
+        left = (at - now).total_seconds()
+        deadline = min(deadline, _time.monotonic() + left) if deadline is not None else _time.monotonic() + left
+    loaded_config = load_config(config_file, {"audio.device": device_spec, "model.path": model})
+    cfg = loaded_config.config
+    setup_logging(quiet, cfg.logging.level)
+    source = resolve_source(cfg.audio.device)
+    # Every stretch is a clip of its own: one high window opens it, a second without one closes it.
+    detector = detector_from_config(cfg, threshold=threshold, patience=1, release_s=1.0, merge_s=1.0,
+                                    max_duration_s=30.0)
+    if keep == "sounds":
+        model = detector.model
+        scorer = LevelScorer(model.sample_rate, model.window_samples, detector.engine_settings.hop_s,
+                             level_dbfs=level, min_dbfs=cfg.detector.gate_dbfs)
+        # The room's floor needs every window, so nothing is gated.
+        detector = Detector(scorer, replace(detector.settings, threshold=None, gate_dbfs=-float("inf")),
+                            detector.device)
+    opener = opener_for(source, cfg.audio)
+    try:
+        recorder = Recorder(out, "sound" if keep == "sounds" else "bark", max_bytes=int(max_mb * 1e6),
+                            background_every_s=background_every * 60.0)
+    except OSError as e:
+        fail(f"--out {out}: cannot write here ({e.strerror or e})")
+    listener = Listener(opener, detector, on_record=recorder.record, hooks=recorder)
+    recorder.on_full = listener.stop
+    stopped_by: list[str] = []
+    with NativeStderrFilter():
+        try:
+            listener.start()
+        except ListenError as e:
+            recorder.close()
+            fail(str(e))
+        if not quiet:
+            typer.echo(f"recording {opener.name} to {out} (keeping {keep}); Ctrl-C stops", err=True)
+
+        def on_stop(signum, frame) -> None:
+            stopped_by.append(signal.Signals(signum).name)
+            listener.stop()
+
+        previous = {s: signal.signal(s, on_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not listener.wait(0.2):
+                if deadline is not None and _time.monotonic() >= deadline:
+                    stopped_by.append("the time limit")
+                    listener.stop()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    recorder.close()
+    entries = read_index(out)
+    if not quiet:
+        why = stopped_by[0] if stopped_by else ("the disk budget" if recorder.full else "the end of the input")
+        kept = ", ".join(f"{n} {k}" for k, n in recorder.counts.items())
+        typer.echo(f"stopped by {why}: kept {kept} clip(s) this run, {len(entries)} in {out} "
+                   f"({recorder.used_bytes() / 1e6:.2f} MB); next: barkwatch label {out}")
+    if listener.error:
+        fail(listener.error, code=1)

@@ -1,0 +1,104 @@
+"""``barkwatch config``, ``events`` and ``status``: the service as an owner sees it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .options import ConfigFile, EventsDir, Since, Until, fail, load_config
+
+
+def config_command(
+    show: bool = typer.Option(True, "--show/--check", help="Print the effective configuration with where each "
+                              "value came from (default), or only check it."),
+    config_file: ConfigFile = None,
+) -> None:
+    """Show the effective configuration: flags > BARKWATCH_* environment > config file > defaults.
+
+    A bad key or value is one line naming it, exit code 2. The output is itself a valid config file.
+    """
+    from ..config import format_config
+
+    loaded = load_config(config_file, {})
+    if show:
+        typer.echo(format_config(loaded), nl=False)
+    else:
+        typer.echo(f"{loaded.file or 'defaults'}: OK")
+
+
+def events(
+    follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new events as they are written, "
+                                "like tail -f."),
+    since: Since = None,
+    until: Until = None,
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON Lines records as they are stored."),
+    every: bool = typer.Option(False, "--all", help="Show bark_start records too, not only finished barks."),
+    events_dir: EventsDir = None,
+    config_file: ConfigFile = None,
+) -> None:
+    """Show the barks in the event log: a table, or the records as JSON Lines; -f follows new ones."""
+    from ..config import resolve_dirs
+    from ..service.eventlog import follow as follow_events, format_line, format_table, parse_when, read_events
+
+    if events_dir is None:
+        events_dir = resolve_dirs(load_config(config_file, {}).config)[1]
+    now = datetime.now().astimezone()
+    try:
+        start = parse_when(since, now) if since else (None if follow else parse_when("today", now))
+        end = parse_when(until, now) if until else None
+    except ValueError as e:
+        fail(f"--since/--until: {e}")
+    if not follow:
+        if not events_dir.is_dir():
+            fail(f"{events_dir}: no event log here yet (is barkwatch listening? see `barkwatch status`)", code=1)
+        records = list(read_events(events_dir, start, end))
+        if as_json:
+            for r in records:
+                typer.echo(json.dumps(r, ensure_ascii=False))
+        else:
+            typer.echo(format_table(records, every=every))
+        return
+    try:
+        for record in follow_events(events_dir, since=start):
+            if end is not None and record.get("start", "") >= end.isoformat():
+                continue
+            if as_json:
+                print(json.dumps(record, ensure_ascii=False), flush=True)
+            elif every or record.get("event") == "bark":
+                print(format_line(record), flush=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Print the status file as it is."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="The service's state folder "
+                                             "(default: from the config; the service's is /var/lib/barkwatch)."),
+    config_file: ConfigFile = None,
+) -> None:
+    """Is barkwatch listening? Device, since when, events today, last event, overruns, outages, clips on disk.
+
+    Exit code 0 when it is running, 3 when it is not (as `systemctl status`)."""
+    from dataclasses import asdict
+
+    from ..config import resolve_dirs
+    from ..service.systemd import format_status, pid_alive, read_state, state_path
+
+    if state_dir is None:
+        state_dir = resolve_dirs(load_config(config_file, {}).config)[0]
+    path = state_path(state_dir)
+    state = read_state(path)
+    if state is None:
+        fail(f"{path}: no status file: barkwatch has not run with this state folder (try --state-dir "
+             "/var/lib/barkwatch for the service)", code=3)
+    alive = pid_alive(state.pid) and state.status != "stopped"
+    if as_json:
+        typer.echo(json.dumps({**asdict(state), "running": alive}, indent=1))
+    else:
+        typer.echo(format_status(state, datetime.now().astimezone(), alive))
+    if not alive:
+        raise typer.Exit(3)

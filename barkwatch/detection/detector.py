@@ -1,0 +1,146 @@
+"""A detector: a model and the settings that turn its window scores into bark events.
+
+Every command that detects (``detect``, ``listen`` and the service, ``record``, ``calibrate``, ``label``)
+builds its detector here, so the defaults are decided in one place: no threshold given means the model's own,
+no hop given means the model's suggested hop, and a SIGHUP reload re-derives the event rules the same way.
+
+    from barkwatch import Detector
+
+    detector = Detector.load()                     # the shipped model, its own threshold
+    result = detector.scan("samples/example.ogg")  # any length, in blocks, constant memory
+    for event in result.events:
+        print(event.start_s, event.duration_s, event.peak_score)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from .engine import Engine, EngineSettings
+from .events import Event, EventTracker, TrackerSettings, WindowScore
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..model.interface import WindowScorer
+    from .scan import FileResult
+
+DEFAULT_HOP_S = 0.25  # for a model that suggests none
+
+
+class DetectorError(ValueError):
+    """A setting no detector can be built with (a compute device that is absent, a hop of 0, ...)."""
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """How a model's window scores become events. ``None`` means "the model's own" (its calibrated threshold,
+    its suggested hop). The field names are the ``detector:`` section of ``config.yaml``."""
+
+    threshold: float | None = None  # a window at or above it is high
+    hop_s: float | None = None  # seconds between window starts
+    gate_dbfs: float = -60.0  # windows quieter than this score 0 without running the network
+    patience: int = 2  # consecutive high windows that open an event
+    release_s: float = 1.0  # within this after the last high window, one high window continues the event
+    merge_s: float = 2.0  # within this, a run of ``patience`` high windows rejoins the event
+    max_duration_s: float = 600.0  # longer events are cut
+    channel: int | None = None  # None mixes the input's channels; N picks channel N (0-based)
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> DetectorSettings:
+        """The settings a configuration gives (``detector:`` and ``audio.channel``), with ``overrides``."""
+        d = config.detector
+        settings = cls(threshold=d.threshold, hop_s=d.hop_s, gate_dbfs=d.gate_dbfs, patience=d.patience,
+                       release_s=d.release_s, merge_s=d.merge_s, max_duration_s=d.max_duration_s,
+                       channel=config.audio.channel)
+        return replace(settings, **overrides)
+
+
+class Detector:
+    """A model (anything with the ``WindowScorer`` interface) on a compute device, with its settings resolved
+    into the engine's and the event tracker's. Raises ``DetectorError`` for settings that cannot work."""
+
+    def __init__(self, model: WindowScorer, settings: DetectorSettings = DetectorSettings(),
+                 device: str = "cpu"):
+        self.model = model
+        self.settings = settings
+        self.device = str(device)
+        threshold = float(model.metadata["threshold"]) if settings.threshold is None else settings.threshold
+        hop_s = float(model.metadata.get("hop_s", DEFAULT_HOP_S)) if settings.hop_s is None else settings.hop_s
+        try:
+            self.engine_settings = EngineSettings(hop_s=hop_s, gate_dbfs=settings.gate_dbfs,
+                                                  channel=settings.channel)
+            self.tracker_settings = TrackerSettings(threshold=threshold, patience=settings.patience,
+                                                    release_s=settings.release_s, merge_s=settings.merge_s,
+                                                    max_duration_s=settings.max_duration_s)
+        except ValueError as e:
+            raise DetectorError(str(e)) from None
+
+    @classmethod
+    def load(cls, model: str | os.PathLike | None = None, settings: DetectorSettings | None = None, *,
+             compute: str = "auto", threads: int | None = None, **overrides: Any) -> Detector:
+        """Load a model file (default: the shipped model) onto ``compute`` (``auto``: CUDA, then MPS, then
+        the CPU) and build a detector. ``threads`` sets torch's CPU threads for the process. Keyword
+        ``overrides`` change single settings: ``Detector.load("rex.pt", threshold=0.9)``.
+
+        Raises ``ModelFileError`` for a model file that cannot be used and ``DetectorError`` for a setting;
+        both name what is wrong in one line."""
+        from ..model import compute as compute_module
+        from ..model.modelfile import DEFAULT_MODEL, load
+
+        settings = replace(settings or DetectorSettings(), **overrides)
+        try:
+            device = compute_module.resolve(compute)
+        except ValueError as e:
+            raise DetectorError(f"compute {e}") from None
+        compute_module.keep_freed_memory()
+        if threads is not None:
+            if threads < 1:
+                raise DetectorError(f"threads {threads}: give 1 or more")
+            import torch
+
+            torch.set_num_threads(threads)  # on a loaded machine one thread is often faster than several
+        return cls(load(model or DEFAULT_MODEL, device=str(device)), settings, str(device))
+
+    @property
+    def threshold(self) -> float:
+        return self.tracker_settings.threshold
+
+    def with_settings(self, settings: DetectorSettings) -> Detector:
+        """The same model with other settings (a SIGHUP reload); ``DetectorError`` if they cannot work."""
+        return Detector(self.model, settings, self.device)
+
+    def engine(self, input_rate: int) -> Engine:
+        """A fresh engine for a stream at ``input_rate`` Hz."""
+        return Engine(self.model, input_rate, self.engine_settings, device=self.device)
+
+    def tracker(self) -> EventTracker:
+        """A fresh event tracker with these event rules."""
+        return EventTracker(self.tracker_settings)
+
+    def scan(self, path: str | os.PathLike, *, on_record: Callable[[dict], None] | None = None,
+             on_window: Callable[[WindowScore], None] | None = None, progress: bool = False,
+             **options: Any) -> FileResult:
+        """Scan one recording in blocks: its events, its length, and ``error`` (one line) if it could not be
+        read to the end. ``on_record`` gets each ``bark_start`` and ``bark`` record as it happens; other
+        options are ``detection.scan.scan_file``'s (``start``, ``clips_dir``, ``block_s``)."""
+        from .scan import scan_file
+
+        return scan_file(Path(path), self, on_record=on_record or (lambda record: None), on_window=on_window,
+                         progress=progress, **options)
+
+    def detect(self, samples: np.ndarray, sample_rate: int) -> list[Event]:
+        """The events in an array of audio (``[frames]`` or ``[frames, channels]``, float in [-1, 1]),
+        timed in seconds from its first sample."""
+        engine, tracker = self.engine(sample_rate), self.tracker()
+        events: list[Event] = []
+        windows = engine.feed(np.asarray(samples, dtype=np.float32)) + engine.finish()
+        for w in windows:
+            events += [e for kind, e in tracker.update(w) if kind == "end"]
+        end_s = len(samples) / sample_rate
+        events += [e for kind, e in tracker.flush(at_s=end_s) if kind == "end"]
+        return events
