@@ -356,7 +356,10 @@ class _Mqtt(_Channel):
     def __init__(self, config: MqttConfig, gate: _Gate, queue_size: int, *, now: Callable[[], datetime],
                  barks_today: int, device_name: str, reconnect_delay_s: tuple[float, float], tick_s: float):
         super().__init__(gate, queue_size)
-        import paho.mqtt.client as mqtt  # here, so that a service without MQTT never imports it
+        try:
+            import paho.mqtt.client as mqtt  # here, so that a service without MQTT never imports it
+        except ImportError:
+            raise ValueError("mqtt: paho-mqtt is not installed; pip install 'barkwatch[mqtt]'") from None
 
         self.config = config
         self.tick_s = tick_s
