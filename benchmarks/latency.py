@@ -45,10 +45,9 @@ from typing import Sequence
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+from vmic import VirtualMic, missing_programs  # beside this script
 
-from vmic import VirtualMic, missing_programs  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 TAIL_S = 3.0  # after each playback: long enough for the last event to be confirmed
 

@@ -457,8 +457,7 @@ def bench_startup(ctx: Context) -> dict:
 
 def bench_latency(ctx: Context) -> dict:
     """``benchmarks/latency.py`` on the shipped example; skipped when its PulseAudio programs are missing."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from vmic import missing_programs
+    from vmic import missing_programs  # beside this script
 
     if missing := missing_programs():
         return {"skipped": f"needs {', '.join(missing)} (scripts/setup installs them)"}

@@ -1,18 +1,14 @@
-"""Shared fixtures: the repository's sample clips (real ESC-10 and FSDD recordings) and a trained model."""
+"""Shared fixtures: a private state folder, a trained and a random model, a real tmpfs to fill, the virtual
+microphone and a time zone with DST. Plain helpers (paths, ``run_cli``, ``fill``) are in ``helpers.py``."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "samples"
-DOGS = SAMPLES / "dog"
-OTHERS = SAMPLES / "other"
+from helpers import DOGS, OTHERS, run_cli
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,16 +26,9 @@ def private_state(tmp_path_factory):
             os.environ[k] = v
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run ``barkwatch`` as a user would: a fresh process, output captured, no terminal."""
-    env = dict(os.environ, PYTHONWARNINGS="default")  # any warning torch emits would show in stderr
-    return subprocess.run([sys.executable, "-m", "barkwatch", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout)
-
-
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
-    """The issue's acceptance run: default preset and window, two epochs, on the shipped sample clips."""
+    """`barkwatch train` as a user runs it: default preset and window, two epochs, on the shipped sample clips."""
     out = tmp_path_factory.mktemp("trained")
     result = run_cli("train", "--positives", str(DOGS), "--negatives", str(OTHERS), "--out",
                      str(out / "m.pt"), "--epochs", "2", "--report", str(out / "report"))
@@ -92,21 +81,9 @@ def tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=True)
 
 
-def fill(path: Path) -> None:
-    """Fill the file system of ``path`` with that file until it is full."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as e:
-        assert e.errno == 28  # ENOSPC
-    finally:
-        os.close(fd)
-
-
 @pytest.fixture
 def vmic():
-    """A virtual microphone named ``vmic`` (``tests/vmic.py``): a private PulseAudio server with a null sink
+    """A virtual microphone named ``vmic`` (``benchmarks/vmic.py``): a private PulseAudio server with a null sink
     whose monitor PortAudio lists as the ALSA device ``vmic``, at 22,050 Hz mono, the rate of the sample clips,
     so a clip played with ``vmic.play(path)`` arrives bit-exact (to the sink's 16 bits) and in real time.
 

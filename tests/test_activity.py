@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from barkwatch.home.activity import episodes_of, hour_pieces, summarise
-from conftest import SAMPLES, run_cli
+from helpers import SAMPLES, run_cli
 
 
 def record(start: datetime, seconds: float, event: str = "bark") -> dict:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO
+from helpers import REPO
 
 spec = importlib.util.spec_from_file_location("bench_run", REPO / "benchmarks" / "run.py")
 bench_run = importlib.util.module_from_spec(spec)

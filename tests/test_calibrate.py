@@ -12,7 +12,7 @@ import soundfile as sf
 from barkwatch.home.calibrate import OperatingPoint, candidate_thresholds, choose, sweep
 from barkwatch.config import ConfigError, load_config, set_in_file
 from barkwatch.detection.events import TrackerSettings, WindowScore
-from conftest import DOGS, OTHERS, REPO, run_cli
+from helpers import DOGS, OTHERS, REPO, run_cli
 
 
 def stream(scores, hop=0.25, window=1.0):

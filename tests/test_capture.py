@@ -16,7 +16,7 @@ import soundfile as sf
 
 from barkwatch.live.capture import CaptureError, FilePlayer, RingBuffer
 
-from conftest import DOGS, REPO
+from helpers import DOGS, REPO
 
 CLIP = DOGS / "ESC-50_dog_1-100032-A-0.ogg"  # 5 s, 22,050 Hz mono: the virtual microphone's rate
 LSB16 = 1 / 32768  # the null sink stores 16-bit samples

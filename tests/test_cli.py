@@ -11,7 +11,7 @@ import torch
 
 from barkwatch.detection.audio import load_audio
 
-from conftest import DOGS, OTHERS, run_cli
+from helpers import DOGS, OTHERS, run_cli
 
 PLOTS = ["loss_curves.png", "rl_kl_scatter.png", "rl_weight_sweep.png", "reconstruction_bark.png",
          "reconstruction_other.png", "prior_samples.png"]

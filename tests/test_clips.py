@@ -18,7 +18,7 @@ from barkwatch.live import clips
 from barkwatch.live.clips import ClipRecorder, clip_path
 from barkwatch.config import ClipsConfig
 
-from conftest import fill
+from helpers import fill
 
 RATE = 8000
 BLOCK = 1000  # samples a feed, 0.125 s

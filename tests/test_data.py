@@ -9,7 +9,7 @@ import numpy as np
 
 from barkwatch.training.train import Clip, PrecheltStopping, _manifest_groups, active_windows, recording_group, split_groups
 
-from conftest import SAMPLES
+from helpers import SAMPLES
 
 
 def test_recording_group_from_manifest_then_file_name_then_folder(tmp_path):

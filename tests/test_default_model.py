@@ -7,7 +7,7 @@ import json
 
 from barkwatch.model import modelfile
 
-from conftest import REPO, SAMPLES, run_cli
+from helpers import REPO, SAMPLES, run_cli
 
 
 def test_default_model_is_small_and_complete():

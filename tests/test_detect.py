@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import soundfile as sf
 
-from conftest import DOGS, run_cli
+from helpers import DOGS, run_cli
 
 
 def test_events_come_in_pairs_with_times_from_start(random_model, tmp_path):

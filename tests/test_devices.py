@@ -18,7 +18,7 @@ from barkwatch.live import devices as devices_module
 from barkwatch.live.devices import (DeviceError, FileSource, InputDevice, format_table, inputs_from, list_inputs,
                                query_portaudio, resolve, why_no_inputs)
 
-from conftest import REPO
+from helpers import REPO
 
 DATA = Path(__file__).parent / "data"
 

@@ -14,7 +14,7 @@ from barkwatch.model import modelfile
 from barkwatch.detection.audio import load_audio
 from barkwatch.detection.engine import Engine, EngineSettings, level_dbfs
 
-from conftest import DOGS
+from helpers import DOGS
 
 RATE = 22050
 

@@ -10,7 +10,7 @@ import torch
 from barkwatch.detection.audio import load_audio
 from barkwatch.model.features import FeatureParams, LogMel, Spectrogram, minmax_normalise, window_samples
 
-from conftest import DOGS, OTHERS
+from helpers import DOGS, OTHERS
 
 CLIPS = sorted(DOGS.glob("*.ogg"))[:4] + sorted(OTHERS.glob("ESC-50_*.ogg"))[::9][:4]
 

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from barkwatch.detection.events import WindowScore
-from conftest import REPO, SAMPLES
+from helpers import REPO, SAMPLES
 
 spec = importlib.util.spec_from_file_location("household", REPO / "benchmarks" / "household.py")
 household = importlib.util.module_from_spec(spec)

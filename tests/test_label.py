@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from barkwatch.home.label import Clip, draw_image, find_clips, labels_in, render
-from conftest import DOGS, OTHERS, REPO, run_cli
+from helpers import DOGS, OTHERS, REPO, run_cli
 
 
 def test_the_picture_puts_high_bands_on_top_two_to_a_character():

@@ -19,7 +19,7 @@ from barkwatch.model.features import Spectrogram
 from barkwatch.model.vae import PRESETS, VAE
 from barkwatch.model.scorer import Scorer
 
-from conftest import DOGS, OTHERS
+from helpers import DOGS, OTHERS
 
 N = 22050  # 1 s windows keep this quick; the format is the same for 2 and 3 s
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO, SAMPLES, fill, run_cli
+from helpers import REPO, SAMPLES, fill, run_cli
 from servers import Broker, HttpRecorder, Subscriber
 
 EXAMPLE = SAMPLES / "example.ogg"

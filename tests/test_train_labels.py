@@ -13,7 +13,7 @@ import torch
 
 from barkwatch.model.modelfile import DEFAULT_MODEL, load
 from barkwatch.training.train import labelled_group
-from conftest import DOGS, OTHERS, run_cli
+from helpers import DOGS, OTHERS, run_cli
 
 
 def write_labels(folder: Path, mine: int = 8, others_dogs: int = 8, not_barks: int = 24) -> Path:
