@@ -1,5 +1,5 @@
 #!/bin/bash
-# One short session on a GPU machine: prove the CUDA path and run a training sweep, in one go.
+# One short run on a GPU machine: prove the CUDA path and run a training sweep, in one go.
 #
 #   benchmarks/gpu-check.sh OUT DATA [PLAN]
 #

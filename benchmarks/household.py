@@ -44,7 +44,7 @@ background: ``--barks-per-hour 0`` with the same seed gives the same mix without
 ``evaluate --out`` of that model, which must be on a validation mix (``holdout --exclude`` makes its split):
 choosing the threshold on the test mix would make the test figures meaningless.
 
-``evaluate`` scores every window of the mix with ``barkwatch.engine.Engine`` (the model's hop, gate
+``evaluate`` scores every window of the mix with ``barkwatch.detection.engine.Engine`` (the model's hop, gate
 -60 dBFS, 1 s blocks: what ``barkwatch detect`` does) and replays the scores through ``EventTracker`` (its
 default patience, release and merge) at each of about 200 thresholds. For one threshold:
 - an event belongs to a bark when it starts in the bark's zone: after onset_s minus one window length and
@@ -552,7 +552,7 @@ def score_events(events: Sequence[Event], barks: Sequence[Bark], segments: Seque
 
 
 def thresholds_for(scores: Sequence[float], count: int = THRESHOLDS) -> list[float]:
-    """About ``count`` thresholds, dense among the top scores (``barkwatch.calibrate.candidate_thresholds``)."""
+    """About ``count`` thresholds, dense among the top scores (``barkwatch.home.calibrate.candidate_thresholds``)."""
     from barkwatch.home.calibrate import candidate_thresholds
 
     return candidate_thresholds(scores, count)

@@ -212,7 +212,7 @@ def long_recording(ctx: Context, quick_s: float = 60.0) -> tuple[Path, str]:
 
 def rel(path: Path | str) -> str:
     """``path`` relative to the repository, as the README writes paths (``../shared/...`` included)."""
-    return os.path.relpath(Path(path).resolve(), REPO)
+    return os.path.relpath(os.path.abspath(path), REPO)  # abspath: models/default.pt is a link, keep its name
 
 
 # --- The machine -------------------------------------------------------------------------------------------

@@ -11,6 +11,16 @@ import pytest
 from helpers import DOGS, OTHERS, run_cli
 
 
+def pytest_collection_modifyitems(items):
+    """A test that plays into the virtual microphone is live; a live test runs in real time, so it is slow as
+    well and ``-m "not slow"`` (the everyday subset) leaves it out."""
+    for item in items:
+        if "vmic" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.live)
+        if item.get_closest_marker("live"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_state(tmp_path_factory):
     """Every barkwatch the tests start keeps its state (events, clips, status file) and finds its user config

@@ -9,8 +9,10 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from barkwatch.home.activity import episodes_of, hour_pieces, summarise
+import pytest
 from helpers import SAMPLES, run_cli
+
+from barkwatch.home.activity import episodes_of, hour_pieces, summarise
 
 
 def record(start: datetime, seconds: float, event: str = "bark") -> dict:
@@ -53,6 +55,7 @@ def test_summarise_counts_barks_time_and_episodes(berlin):
     assert len(episodes_of(a.barks, gap_s=10)) == 4
 
 
+@pytest.mark.slow
 def test_report_from_a_real_event_log(tmp_path):
     log = tmp_path / "events.jsonl"
     starts = ["2026-11-20T09:00:00", "2026-11-20T21:40:00", "2026-11-22T14:30:00"]

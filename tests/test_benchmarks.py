@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from helpers import REPO
 
 spec = importlib.util.spec_from_file_location("bench_run", REPO / "benchmarks" / "run.py")
@@ -22,6 +23,7 @@ def positive(stats: dict) -> bool:
     return stats["n"] >= 1 and stats["median"] > 0 and stats["min"] <= stats["median"] <= stats["max"]
 
 
+@pytest.mark.slow
 def test_quick_run_writes_json_and_markdown_with_numbers(tmp_path):
     began = time.monotonic()
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--only",

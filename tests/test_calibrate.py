@@ -101,6 +101,7 @@ def events_from_detect(tmp_path, model, *files):
         if log.exists() else []
 
 
+@pytest.mark.slow
 def test_calibrate_writes_the_threshold_detect_then_meets(home, tmp_path):
     background = home / "home.flac"
     hours = sf.info(str(background)).duration / 3600
@@ -140,6 +141,7 @@ def test_calibrate_names_what_is_missing(tmp_path):
     assert result.returncode == 2 and "no audio files" in result.stderr
 
 
+@pytest.mark.slow
 def test_calibrate_stops_on_corrupt_audio_and_writes_nothing(home, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
@@ -150,6 +152,7 @@ def test_calibrate_stops_on_corrupt_audio_and_writes_nothing(home, tmp_path):
     assert not config.exists()
 
 
+@pytest.mark.slow
 def test_calibrate_takes_the_my_dog_clips_of_a_labels_file(tmp_path):
     dogs, others = sorted(DOGS.iterdir())[:3], sorted(OTHERS.iterdir())[:4]
     lines = [{"clip": str(p), "label": "my_dog"} for p in dogs] + [{"clip": str(others[0]), "label": "not_bark"}]

@@ -119,6 +119,7 @@ def test_ring_loses_nothing_between_threads_when_the_reader_keeps_up():
 # FilePlayer
 
 
+@pytest.mark.live
 def test_file_player_plays_a_recording_in_real_time_sample_for_sample():
     expected, rate = sf.read(str(CLIP), dtype="float32", always_2d=True)
     duration = len(expected) / rate

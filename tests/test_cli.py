@@ -35,6 +35,7 @@ def test_help_and_version():
     assert result.returncode == 0 and result.stdout.startswith("barkwatch ")
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # plain torch.jit.load, as a user would call it
 def test_train_end_to_end_with_defaults(trained):
     out, result = trained
@@ -59,6 +60,7 @@ def test_train_end_to_end_with_defaults(trained):
         assert (out / "report" / plot).stat().st_size > 5000
 
 
+@pytest.mark.slow
 def test_inspect_shows_the_metadata(trained):
     out, _ = trained
     result = run_cli("inspect", str(out / "m.pt"))
@@ -70,6 +72,7 @@ def test_inspect_shows_the_metadata(trained):
     assert 0 < meta["threshold"] < 1 and meta["classifier"]["kind"] == "logistic"
 
 
+@pytest.mark.slow
 def test_unreadable_files_are_skipped_and_listed_and_one_class_without_negatives(tmp_path):
     positives = tmp_path / "barks"
     shutil.copytree(DOGS, positives)
@@ -100,6 +103,7 @@ def test_unreadable_files_are_skipped_and_listed_and_one_class_without_negatives
     (["--positives", "{dogs}", "--device", "cuda"] if not torch.cuda.is_available() else
      ["--positives", "{dogs}", "--device", "tpu"], ["--device"]),
 ])
+@pytest.mark.slow
 def test_bad_training_input_is_one_line_and_exit_2(tmp_path, args, needles):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("no audio here")
@@ -109,6 +113,7 @@ def test_bad_training_input_is_one_line_and_exit_2(tmp_path, args, needles):
     assert not (tmp_path / "m.pt").exists()
 
 
+@pytest.mark.slow
 def test_too_few_barks_is_refused(tmp_path):
     (tmp_path / "two").mkdir()
     for p in sorted(DOGS.glob("*.ogg"))[:2]:
@@ -123,6 +128,7 @@ def test_inspect_refuses_what_is_not_a_model(tmp_path):
     one_line_error(run_cli("inspect", str(tmp_path / "absent.pt")), "absent.pt", "no such model file")
 
 
+@pytest.mark.slow
 def test_flat_folders_without_recording_ids_split_by_file_with_a_warning(tmp_path):
     negatives = tmp_path / "household"
     negatives.mkdir()
@@ -136,6 +142,7 @@ def test_flat_folders_without_recording_ids_split_by_file_with_a_warning(tmp_pat
     assert meta["classifier"]["kind"] == "logistic" and meta["metrics"]["val"]["negatives"] >= 1
 
 
+@pytest.mark.slow
 def test_max_minutes_ends_training_before_an_epoch_that_would_pass_it(tmp_path):
     result = run_cli("train", "--positives", str(DOGS), "--negatives", str(OTHERS), "--out", str(tmp_path / "m.pt"),
                      "--preset", "small", "--window", "1", "--epochs", "30", "--max-minutes", "0.001", "-q")
@@ -150,6 +157,7 @@ def test_out_that_is_a_folder_is_refused_before_training(tmp_path):
     one_line_error(result, "--out", "is a folder")
 
 
+@pytest.mark.slow
 def test_exclude_sources_leaves_whole_recordings_out(tmp_path):
     entries = [json.loads(line) for line in (DOGS.parent / "manifest.jsonl").read_text().splitlines()]
     held = sorted({f"{e['dataset']}/{e['source_id']}" for e in entries if e["label"] == "dog"})[:3]
@@ -166,6 +174,7 @@ def test_exclude_sources_leaves_whole_recordings_out(tmp_path):
                            str(tmp_path / "absent.txt")), "--exclude-sources", "absent.txt")
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_joint_objective_exports_a_classifier_on_the_latent_mean(tmp_path):
     result = run_cli("train", "--positives", str(DOGS), "--negatives", str(OTHERS), "--out", str(tmp_path / "j.pt"),

@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timedelta
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from helpers import DOGS, run_cli
@@ -80,6 +81,7 @@ def test_missing_model_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "none.pt" in result.stderr
 
 
+@pytest.mark.slow
 def test_plot_and_clips(random_model, tmp_path):
     clip = sorted(DOGS.glob("*.ogg"))[0]
     events = tmp_path / "e.jsonl"

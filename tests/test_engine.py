@@ -88,6 +88,7 @@ def test_a_stream_shorter_than_one_window_is_scored_once(model, bark):
     assert run(Engine(model, RATE), np.zeros(0, dtype=np.float32), []) == []
 
 
+@pytest.mark.slow
 def test_memory_stays_constant_over_a_long_stream(model):
     engine = Engine(model, 48000, EngineSettings(gate_dbfs=-50))
     block = np.zeros((4800, 2), dtype=np.float32)  # 0.1 s stereo at 48 kHz

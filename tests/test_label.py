@@ -112,6 +112,7 @@ def tmux(tmp_path):
         s.close()
 
 
+@pytest.mark.slow
 def test_labelling_through_a_terminal_resumes_and_undoes(recorded, tmux):
     clips = find_clips(recorded)
     assert [c.start for c in clips] == sorted(c.start for c in clips)  # time order, not the index's order
@@ -136,7 +137,7 @@ def test_labelling_through_a_terminal_resumes_and_undoes(recorded, tmux):
     assert "2 of 5 clips labelled (2 my dog, 0 other dog, 0 not a bark)" in screen
     assert labels_in(recorded / "labels.jsonl") == {clips[0].name: "my_dog", clips[1].name: "my_dog"}
 
-    # A second session starts at the first clip without a label, and finishes the folder.
+    # A second run starts at the first clip without a label, and finishes the folder.
     t = tmux("label", str(recorded), "--no-play")
     t.wait_for("clip 3 of 5")
     t.keys("n")
@@ -176,6 +177,7 @@ def test_with_an_output_device_each_clip_is_played(recorded, tmux, vmic):
     assert played_db > -50.0, played_db
 
 
+@pytest.mark.slow
 def test_label_needs_a_terminal_and_a_folder_with_clips(tmp_path, recorded):
     result = run_cli("label", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "nowhere: no such folder" in result.stderr

@@ -237,6 +237,7 @@ def test_a_device_that_is_not_found_is_one_line_naming_it_and_listing_inputs(vmi
 # file: sources, through the same loop
 
 
+@pytest.mark.live
 def test_a_file_source_finds_its_barks_and_ends_with_the_file(tmp_path):
     truth = sorted(json.loads((SAMPLES / "example.json").read_text())["barks"], key=lambda b: b["onset_s"])
     audio, rate = sf.read(str(EXAMPLE), dtype="float32")

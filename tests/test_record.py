@@ -96,6 +96,7 @@ def test_sounds_from_the_microphone_become_clips_with_an_index(vmic, tmp_path):
     assert sum(e["duration_s"] for e in sounds) <= (active[-1] - active[0]) / SR + 2.0 + 0.25
 
 
+@pytest.mark.live
 def test_recording_stops_at_the_disk_budget_and_a_second_run_adds_to_the_folder(tmp_path):
     dogs = sorted(DOGS.iterdir())[:2]
     play = tmp_path / "two.wav"

@@ -81,6 +81,7 @@ def test_config_show_reports_each_value_and_where_it_came_from(tmp_path):
     assert any(l.strip().startswith("release_s: 1.0") and "default" in l for l in lines)
 
 
+@pytest.mark.live
 def test_listen_keeps_a_daily_log_clips_and_a_status_that_events_and_status_read(tmp_path):
     excerpt, bark = first_bark_excerpt(tmp_path)
     state = tmp_path / "state"
@@ -111,6 +112,7 @@ def test_listen_keeps_a_daily_log_clips_and_a_status_that_events_and_status_read
     assert as_json["clips_files"] == 1 and as_json["status"] == "stopped" and not as_json["running"]
 
 
+@pytest.mark.live
 def test_sd_notify_ready_watchdog_and_stopping_reach_a_real_socket(tmp_path):
     excerpt, _ = first_bark_excerpt(tmp_path, seconds=4.0)
     path = tmp_path / "notify.sock"
@@ -142,6 +144,7 @@ def test_sd_notify_ready_watchdog_and_stopping_reach_a_real_socket(tmp_path):
     assert any("STOPPING=1" in m for m in texts[ready:])
 
 
+@pytest.mark.live
 def test_sighup_reloads_the_event_rules_and_a_bad_reload_keeps_listening(tmp_path):
     config = write_config(tmp_path / "c.yaml", "detector:\n  threshold: 0.8\n")
     proc = start_listen(tmp_path, "--device", f"file:{EXAMPLE}", "--config", str(config), "--state-dir",
@@ -165,6 +168,7 @@ def test_sighup_reloads_the_event_rules_and_a_bad_reload_keeps_listening(tmp_pat
         assert proc.wait(timeout=10) == 0, stderr(tmp_path)
 
 
+@pytest.mark.live
 def test_notifications_reach_a_real_webhook_and_mosquitto(tmp_path):
     excerpt, _ = first_bark_excerpt(tmp_path)
     (tmp_path / "broker").mkdir()
@@ -196,6 +200,7 @@ def tiny_disk(tmpfs):
     return tmpfs("256k")
 
 
+@pytest.mark.live
 def test_a_full_disk_under_the_clips_skips_them_with_one_warning_and_detection_goes_on(tmp_path, tiny_disk):
     fill(tiny_disk / "filler")
     config = write_config(tmp_path / "c.yaml", f"paths:\n  clips_dir: {tiny_disk / 'clips'}\n")

@@ -31,6 +31,7 @@ def write_labels(folder: Path, mine: int = 8, others_dogs: int = 8, not_barks: i
     return folder / "labels.jsonl"
 
 
+@pytest.mark.slow
 def test_fine_tuning_from_the_shipped_model_on_labels(tmp_path):
     labels = write_labels(tmp_path)
     out = tmp_path / "mine.pt"
@@ -51,6 +52,7 @@ def test_fine_tuning_from_the_shipped_model_on_labels(tmp_path):
     assert any(s and s["my_dog_clips"] > 0 for s in seps)
 
 
+@pytest.mark.slow
 def test_init_really_starts_from_the_given_weights(tmp_path):
     labels = write_labels(tmp_path)
     out = tmp_path / "still.pt"
@@ -68,6 +70,7 @@ def test_init_really_starts_from_the_given_weights(tmp_path):
     assert torch.allclose(encoder(out), encoder(DEFAULT_MODEL), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_labels_errors_name_the_file_and_what_to_do(tmp_path):
     result = run_cli("train", "--labels", str(tmp_path / "labels.jsonl"), "--out", str(tmp_path / "m.pt"))
     assert result.returncode == 2 and "labels.jsonl: no such file" in result.stderr

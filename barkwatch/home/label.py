@@ -197,7 +197,7 @@ def run(folder: Path, score_clip: Callable[[Path], float | None], play: bool = T
     write = write or (lambda text: (sys.stdout.write(text), sys.stdout.flush()))
     out = LabelFile(labels_path)
     color = os.environ.get("TERM", "") not in ("", "dumb") and "NO_COLOR" not in os.environ
-    history: list[int] = []  # clips decided this session, for undo
+    history: list[int] = []  # clips decided in this run, for undo
     message = "" if player.available else player.why
     i = next((k for k, c in enumerate(clips) if c.name not in labelled), len(clips))
     try:
@@ -234,7 +234,7 @@ def run(folder: Path, score_clip: Callable[[Path], float | None], play: bool = T
                     continue
                 elif key == "u":
                     if not history:
-                        message = "nothing to undo in this session"
+                        message = "nothing to undo in this run"
                         continue
                     i = history.pop()
                     if clips[i].name in labelled:

@@ -165,7 +165,7 @@ class Recorder(Hooks):
             self.on_full()
 
     def used_bytes(self) -> int:
-        """Bytes of clips under ``<out>/clips`` as of the clip writer's last pass (earlier sessions included)."""
+        """Bytes of clips under ``<out>/clips`` as of the clip writer's last pass (earlier runs included)."""
         return self._clips.usage()[1] if self._clips is not None and self._clips.usage()[0] else self._bytes_before
 
     def close(self) -> None:
