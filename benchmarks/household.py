@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import functools
 import hashlib
 import json
 import math
@@ -125,6 +126,9 @@ class Clip:
     label: str  # "dog" or "other"
     category: str
     source: str  # "dataset/source_id": the recording it was cut from
+    # UrbanSound8K's mark: "foreground" (the sound is the main thing heard) or "background" (a dog far down
+    # the street); clips without one (ESC-50's close recordings) count as foreground.
+    salience: str = "foreground"
 
 
 def read_manifest(data: Path) -> list[Clip]:
@@ -139,7 +143,7 @@ def read_manifest(data: Path) -> list[Clip]:
         try:
             e = json.loads(line)
             clips.append(Clip(str(e["file"]), str(e["label"]), str(e["category"]),
-                              f"{e['dataset']}/{e['source_id']}"))
+                              f"{e['dataset']}/{e['source_id']}", str(e.get("salience") or "foreground")))
         except (ValueError, KeyError, TypeError) as err:
             raise BenchError(f"{path}:{number}: not a JSON object with file, label, category, dataset and "
                              f"source_id ({err}); fix that line") from err
@@ -466,6 +470,7 @@ def build_mix(data: Path, holdout: Path, out: Path, minutes: float, seed: int, b
 class Bark:
     onset_s: float
     offset_s: float
+    salience: str = "foreground"
 
 
 @dataclass(frozen=True)
@@ -487,6 +492,12 @@ class Point:
     hours: float
     delays_s: tuple[float, ...]  # one per found bark, in the order of the barks
     false_alarms_by_category: dict[str, int]
+    barks_by_salience: dict[str, int] = field(default_factory=dict)
+    found_by_salience: dict[str, int] = field(default_factory=dict)
+
+    def recall_of(self, salience: str) -> float:
+        n = self.barks_by_salience.get(salience, 0)
+        return self.found_by_salience.get(salience, 0) / n if n else math.nan
 
     @property
     def recall(self) -> float:
@@ -500,6 +511,8 @@ class Point:
         delays = np.asarray(self.delays_s)
         return {
             "threshold": self.threshold, "recall": self.recall, "found": self.found, "barks": self.barks,
+            "recall_foreground": self.recall_of("foreground"), "recall_background": self.recall_of("background"),
+            "barks_by_salience": dict(self.barks_by_salience), "found_by_salience": dict(self.found_by_salience),
             "found_early": sum(d < 0 for d in self.delays_s),
             "events": self.events, "false_alarms": self.false_alarms,
             "false_alarms_per_hour": self.false_alarms_per_hour,
@@ -548,7 +561,9 @@ def score_events(events: Sequence[Event], barks: Sequence[Bark], segments: Seque
     found = [d for d in delays if d is not None]
     return Point(threshold=float(threshold), barks=len(barks), found=len(found), events=len(events),
                  false_alarms=sum(false_by_category.values()), hours=hours, delays_s=tuple(found),
-                 false_alarms_by_category=dict(false_by_category))
+                 false_alarms_by_category=dict(false_by_category),
+                 barks_by_salience=dict(Counter(b.salience for b in barks)),
+                 found_by_salience=dict(Counter(b.salience for b, d in zip(barks, delays) if d is not None)))
 
 
 def thresholds_for(scores: Sequence[float], count: int = THRESHOLDS) -> list[float]:
@@ -652,6 +667,20 @@ def read_truth(mix: Path) -> dict:
     return truth
 
 
+def salience_of(truth: dict, file: str) -> str:
+    """A bark clip's salience from the manifest of the data the mix was built from (foreground where that
+    manifest is not at hand or says nothing)."""
+    return _salience_by_file(str(truth.get("data", ""))).get(file, "foreground")
+
+
+@functools.lru_cache(maxsize=8)
+def _salience_by_file(data: str) -> dict[str, str]:
+    try:
+        return {c.file: c.salience for c in read_manifest(Path(data))}
+    except BenchError:
+        return {}
+
+
 def evaluate(mix: Path, model_path: Path | None, baseline: str | None, data: Path | None, holdout: Path | None,
              match: str = "start", compute: str = "auto", progress: bool = False, patience: int | None = None,
              hop_s: float | None = None) -> dict:
@@ -683,7 +712,7 @@ def evaluate(mix: Path, model_path: Path | None, baseline: str | None, data: Pat
     scoring_s = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    barks = [Bark(b["onset_s"], b["offset_s"]) for b in truth["barks"]]
+    barks = [Bark(b["onset_s"], b["offset_s"], salience_of(truth, b["file"])) for b in truth["barks"]]
     segments = [Segment(s["start_s"], s["end_s"], s["category"]) for s in truth["backgrounds"]]
     hours = float(truth["duration_s"]) / 3600.0
     collar_s = model.window_samples / model.sample_rate if match == "start" else None
@@ -779,7 +808,8 @@ def describe(result: dict) -> str:
         if p is None:
             lines.append(f"  {name:<24} no threshold qualifies")
             return
-        lines.append(f"  {name:<24} recall {_fmt(p['recall'])} ({p['found']}/{p['barks']}), "
+        lines.append(f"  {name:<24} recall {_fmt(p['recall'])} ({p['found']}/{p['barks']}; foreground "
+                     f"{_fmt(p.get('recall_foreground'))}, background {_fmt(p.get('recall_background'))}), "
                      f"{p['false_alarms_per_hour']:.2f} false alarms/h, threshold {p['threshold']:.4f}, "
                      f"delay median {_fmt(p['delay_median_s'])} s, p95 {_fmt(p['delay_p95_s'])} s")
 

@@ -192,3 +192,34 @@ def test_joint_objective_exports_a_classifier_on_the_latent_mean(tmp_path):
     assert score.shape == (3,) and ((score >= 0) & (score <= 1)).all()
     one_line_error(run_cli("train", "--positives", str(DOGS), "--out", str(tmp_path / "x.pt"), "--objective",
                            "joint"), "--objective joint needs --negatives")
+
+
+@pytest.mark.slow
+def test_a_bark_network_is_trained_exported_and_fine_tuned_from(tmp_path):
+    common = ["--positives", str(DOGS), "--negatives", str(OTHERS), "--preset", "small", "--window", "1",
+              "--objective", "joint", "--norm", "db"]
+    result = run_cli("train", *common, "--bark-net", "cnn", "--epochs", "2", "--out", str(tmp_path / "b.pt"))
+    assert result.returncode == 0, result.stderr
+    meta = json.loads(run_cli("inspect", "--json", str(tmp_path / "b.pt")).stdout)
+    assert meta["bark_net"]["name"] == "cnn" and len(meta["classifier"]["weight"]) == 3
+    assert meta["classifier"]["mu_weight"] == []  # the network's logit, not the latent mean, is the third column
+    model = torch.jit.load(str(tmp_path / "b.pt"))
+    wave = torch.from_numpy(np.stack([load_audio(p, 22050)[:22050] for p in sorted(DOGS.glob("*.ogg"))[:3]]))
+    assert ((model(wave)[2] >= 0) & (model(wave)[2] <= 1)).all()
+
+    # Fine-tuning keeps the network: with a learning rate of 1e-12 its first convolution stays the one given.
+    result = run_cli("train", *common, "--init", str(tmp_path / "b.pt"), "--epochs", "1", "--lr", "1e-12",
+                     "--out", str(tmp_path / "f.pt"))
+    assert result.returncode == 0, result.stderr
+
+    def first_conv(path):
+        state = torch.jit.load(str(path)).state_dict()
+        return state[next(k for k in state if k.endswith("barknet.blocks.0.weight"))]
+
+    assert torch.allclose(first_conv(tmp_path / "f.pt"), first_conv(tmp_path / "b.pt"), atol=1e-6)
+    assert json.loads(run_cli("inspect", "--json", str(tmp_path / "f.pt")).stdout)["bark_net"]["name"] == "cnn"
+
+    one_line_error(run_cli("train", "--positives", str(DOGS), "--negatives", str(OTHERS), "--bark-net", "cnn",
+                           "--out", str(tmp_path / "x.pt")), "--bark-net needs --objective joint")
+    one_line_error(run_cli("train", *common, "--bark-net", "resnet", "--out", str(tmp_path / "x.pt")),
+                   "--bark-net resnet: choose none or cnn")

@@ -62,6 +62,9 @@ def train(
     objective: str = typer.Option("one-class", "--objective", help="one-class: the VAE learns the barks alone "
                                   "(the notebook); joint: it learns all sounds with a bark head on its latent mean."),
     head_weight: float = typer.Option(1.0, "--head-weight", help="Joint objective: weight of the bark head."),
+    bark_net: str = typer.Option("none", "--bark-net", help="Joint: the bark head. none: a linear head on the "
+                                 "VAE's latent mean; cnn or cnn-wide: a small convolutional network on the "
+                                 "spectrogram, whose logit joins log RL and log KL in the classifier."),
     bark_weight: Optional[float] = typer.Option(None, "--bark-weight", help="Joint: weight of a bark window in "
                                                 "the head's loss against another sound's (default: balanced, "
                                                 "the barks weigh as much as all other windows together)."),
@@ -141,7 +144,7 @@ def train(
                          spec_masks=spec_masks, other_active_db=other_active_db, split=_parse_split(split),
                          speed=speed, shift_p=shift, reverb_p=reverb, lowpass_p=lowpass, colour_p=colour,
                          ensemble=ensemble,
-                         focal_gamma=focal, bark_weight=bark_weight,
+                         focal_gamma=focal, bark_weight=bark_weight, bark_net=bark_net,
                          batch_size=batch_size, weight_decay=weight_decay, max_minutes=max_minutes,
                          max_windows_per_clip=windows_per_clip, device=device, seed=seed,
                          exclude_sources=excluded, progress=not quiet)

@@ -1,5 +1,6 @@
-"""The linear classifier on what the VAE measures: logistic regression on standardised (log RL, log KL), and
-with a jointly trained head, the latent mean too. In numpy.
+"""The linear classifier on what the model measures: logistic regression on standardised (log RL, log KL), with
+a jointly trained linear head the latent mean too, and with a bark network its logit as a third column.
+In numpy.
 
 It is tiny (a few numbers and a standardisation), so it is fitted here with Newton's method instead of a
 library, and its coefficients are written into the exported model, where ``scorer.Scorer`` applies the same
@@ -18,9 +19,10 @@ LOG_FLOOR = 1e-12
 
 @dataclass(frozen=True)
 class LinearClassifier:
-    """``score = sigmoid(weight . ((log [RL, KL] - mean) / std) + mu_weight . mu + bias)``; a bark when
+    """``score = sigmoid(weight . ((x - mean) / std) + mu_weight . mu + bias)`` with ``x = [log RL, log KL]``,
+    or ``[log RL, log KL, bark logit]`` for a model with a bark network (three weights); a bark when
     ``score >= threshold``. ``mu_weight`` (a weight per latent dimension) is empty unless the VAE was trained
-    with a bark head on its latent mean (``--objective joint``)."""
+    with a linear bark head on its latent mean (``--objective joint``)."""
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -30,11 +32,20 @@ class LinearClassifier:
     kind: str  # "logistic" (positives and negatives) or "one-class" (positives only)
     mu_weight: tuple[float, ...] = ()
 
-    def features(self, rl: np.ndarray, kl: np.ndarray) -> np.ndarray:
-        return (log_terms(rl, kl) - np.asarray(self.mean)) / np.asarray(self.std)
+    @property
+    def uses_logit(self) -> bool:
+        """Whether the third column, a bark network's logit, is part of the score."""
+        return len(self.weight) == 3
 
-    def score(self, rl: np.ndarray, kl: np.ndarray, mu: np.ndarray | None = None) -> np.ndarray:
-        z = self.features(rl, kl) @ np.asarray(self.weight) + self.bias
+    def features(self, rl: np.ndarray, kl: np.ndarray, logit: np.ndarray | None = None) -> np.ndarray:
+        x = log_terms(rl, kl)
+        if self.uses_logit:
+            x = np.hstack([x, np.asarray(logit, dtype=np.float64)[:, None]])
+        return (x - np.asarray(self.mean)) / np.asarray(self.std)
+
+    def score(self, rl: np.ndarray, kl: np.ndarray, mu: np.ndarray | None = None,
+              logit: np.ndarray | None = None) -> np.ndarray:
+        z = self.features(rl, kl, logit) @ np.asarray(self.weight) + self.bias
         if self.mu_weight:
             z = z + np.asarray(mu, dtype=np.float64) @ np.asarray(self.mu_weight)
         return 1.0 / (1.0 + np.exp(-z))

@@ -16,16 +16,22 @@ import torch
 from torch import nn
 
 from .classifier import LOG_FLOOR, LinearClassifier
+from .barknet import BarkNet
 from .features import Spectrogram
 from .vae import VAE, loss_terms
 
 
 class Member(nn.Module):
-    """One VAE and the linear classifier on what it measures."""
+    """One VAE, optionally a bark network, and the linear classifier on what they measure."""
 
-    def __init__(self, vae: VAE, classifier: LinearClassifier):
+    def __init__(self, vae: VAE, classifier: LinearClassifier, barknet: BarkNet | None = None):
         super().__init__()
+        if classifier.uses_logit != (barknet is not None):
+            raise ValueError("a classifier with a logit weight needs its bark network, and only then")
         self.vae = vae
+        self.use_barknet = barknet is not None
+        # TorchScript needs a module either way; Identity is never called without a bark network.
+        self.barknet = barknet if barknet is not None else nn.Identity()
         self.log_floor = LOG_FLOOR
         self.register_buffer("clf_mean", torch.tensor(classifier.mean, dtype=torch.float32))
         self.register_buffer("clf_std", torch.tensor(classifier.std, dtype=torch.float32))
@@ -35,9 +41,11 @@ class Member(nn.Module):
         self.register_buffer("clf_mu_weight", torch.tensor(classifier.mu_weight or (0.0,), dtype=torch.float32))
 
     @torch.jit.export
-    def classify(self, rl: torch.Tensor, kl: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-        """The linear classifier's probability for given loss terms (and latent means)."""
+    def classify(self, rl: torch.Tensor, kl: torch.Tensor, mu: torch.Tensor, logit: torch.Tensor) -> torch.Tensor:
+        """The linear classifier's probability for given loss terms (and latent means, and bark logits)."""
         logs = torch.log(torch.clamp(torch.stack([rl, kl], dim=1), min=self.log_floor))
+        if self.use_barknet:
+            logs = torch.cat([logs, logit.unsqueeze(1)], dim=1)
         z = torch.matmul((logs - self.clf_mean) / self.clf_std, self.clf_weight) + self.clf_bias
         if self.use_mu:
             z = z + torch.matmul(mu, self.clf_mu_weight)
@@ -46,32 +54,35 @@ class Member(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.vae.encode(x)
         rl, kl = loss_terms(x, self.vae.decode(mu), mu, logvar)
-        return rl, kl, self.classify(rl, kl, mu)
+        logit = self.barknet(x) if self.use_barknet else torch.zeros_like(rl)
+        return rl, kl, self.classify(rl, kl, mu, logit)
 
 
 class Scorer(nn.Module):
     """``forward(wave[B, N]) -> (rl[B], kl[B], score[B])`` for windows of exactly ``window_samples`` samples.
 
-    ``Scorer(features, vae, window_samples, classifier)`` for one model;
-    ``Scorer.ensemble(features, [(vae, classifier), ...], window_samples)`` for several averaged.
+    ``Scorer(features, vae, window_samples, classifier[, barknet])`` for one model;
+    ``Scorer.ensemble(features, [(vae, classifier, barknet or None), ...], window_samples)`` for several
+    averaged.
     """
 
     def __init__(self, features: Spectrogram, vae: VAE | None, window_samples: int,
-                 classifier: LinearClassifier | None = None, members: Sequence[Member] = ()):
+                 classifier: LinearClassifier | None = None, barknet: BarkNet | None = None,
+                 members: Sequence[Member] = ()):
         super().__init__()
         self.features = features
         if vae is not None:
             assert classifier is not None, "a VAE needs its classifier"
-            members = [Member(vae, classifier)]
+            members = [Member(vae, classifier, barknet)]
         if not members:
             raise ValueError("a Scorer needs at least one VAE")
         self.members = nn.ModuleList(members)
         self.window_samples = window_samples
 
     @classmethod
-    def ensemble(cls, features: Spectrogram, models: Sequence[tuple[VAE, LinearClassifier]],
+    def ensemble(cls, features: Spectrogram, models: Sequence[tuple[VAE, LinearClassifier, BarkNet | None]],
                  window_samples: int) -> Scorer:
-        return cls(features, None, window_samples, members=[Member(v, c) for v, c in models])
+        return cls(features, None, window_samples, members=[Member(*m) for m in models])
 
     @torch.jit.export
     def spectrogram(self, wave: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,10 @@ class-balanced and fitted on data the VAE never saw.
 on all sounds with a linear bark head on its latent mean, each window mixed into a random other sound at
 -5..+15 dB: the head learns what makes a bark a bark wherever it is heard. The classifier is then fitted on
 (log RL, log KL, the head's output), which is still linear in (log RL, log KL, mu).
+
+``--bark-net cnn`` (joint objective) replaces the linear head on the latent mean with a bark network
+(``model/barknet.py``), a small CNN on the same spectrogram trained beside the VAE with the same loss; the
+classifier is then fitted on (log RL, log KL, the network's logit).
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ from ..model.classifier import LinearClassifier, fit_logistic, fit_one_class, lo
 from .augment import Augmentation, augment, spec_augment
 from ..model.features import NORMALISATIONS, FeatureParams, Spectrogram, window_samples
 from .metrics import best_threshold, roc_auc, summarise
-from ..model.vae import PRESETS, VAE, count_parameters, loss_terms
+from ..model.barknet import BARKNETS, BarkNet
 from ..model.scorer import Scorer
+from ..model.vae import PRESETS, VAE, count_parameters, loss_terms
 
 log = logging.getLogger("barkwatch")
 
@@ -89,6 +94,7 @@ class TrainConfig:
     hop_s: float = 0.25  # suggested detection hop, recorded in the model
     exclude_sources: frozenset[str] = frozenset()  # recordings held out of training entirely
     focal_gamma: float = 0.0  # joint: focal loss exponent for the bark head (0: plain cross-entropy)
+    bark_net: str = "none"  # joint: "none" (a linear head on the latent mean) or a BARKNETS name
     bark_weight: float | None = None  # joint: a bark window's weight against another sound's (None: balanced)
     ensemble: int = 1  # VAEs trained with different seeds, their probabilities averaged
     max_minutes: float | None = None  # stop when another epoch would pass this; the best epoch so far is kept
@@ -99,6 +105,10 @@ class TrainConfig:
             raise TrainingError(f"--preset {self.preset}: unknown preset; choose one of {', '.join(PRESETS)}")
         if self.objective not in OBJECTIVES:
             raise TrainingError(f"--objective {self.objective}: choose {' or '.join(OBJECTIVES)}")
+        if self.bark_net != "none" and self.bark_net not in BARKNETS:
+            raise TrainingError(f"--bark-net {self.bark_net}: choose none or {', '.join(BARKNETS)}")
+        if self.bark_net != "none" and self.objective != "joint":
+            raise TrainingError("--bark-net needs --objective joint: the network learns barks against other sounds")
         if self.objective == "joint" and self.negatives is None and self.labels is None:
             raise TrainingError("--objective joint needs --negatives: the head learns barks against other sounds")
         if self.normalisation not in NORMALISATIONS:
@@ -306,6 +316,14 @@ def initial_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     raise TrainingError(f"--init {path}: no VAE weights found in this model file")
 
 
+def initial_barknet(path: Path) -> dict[str, torch.Tensor] | None:
+    """A model file's (first) bark network's weights, or None when it has none."""
+    state = modelfile.load(path).module.state_dict()
+    prefix = "members.0.barknet."
+    weights = {k[len(prefix):]: v.detach().clone() for k, v in state.items() if k.startswith(prefix)}
+    return weights or None
+
+
 # -- training --------------------------------------------------------------------------------------------
 
 
@@ -352,7 +370,7 @@ class VAERun:
 
     rl_weight: float
     vae: VAE
-    head: torch.nn.Linear | None
+    head: torch.nn.Module | None  # a Linear on the latent mean, or a BarkNet on the spectrogram
     history: dict[str, list[float]]
     epochs: int
     best_epoch: int
@@ -437,17 +455,24 @@ def augmented(windows: Windows, config: TrainConfig, copies: int) -> Windows:
                                    windows.clip_index) for _ in range(copies)])
 
 
-def measure(vae: VAE, head: torch.nn.Linear | None, features: Spectrogram, windows: Windows, device: torch.device,
+def head_logit(head: torch.nn.Module, x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """The bark head's logit per window: a bark network reads the spectrogram, a linear head the latent mean."""
+    return head(x) if isinstance(head, BarkNet) else head(mu).squeeze(1)
+
+
+def measure(vae: VAE, head: torch.nn.Module | None, features: Spectrogram, windows: Windows, device: torch.device,
             batch: int = 64) -> Terms:
     """RL, KL and mu of every window, decoding the latent mean (eval mode)."""
     vae.eval()
+    if head is not None:
+        head.eval()
     parts: list[list[torch.Tensor]] = [[], [], [], []]
     with torch.no_grad():
         for chunk in windows.waves.split(batch):
             x = spectrograms(features, chunk.to(device))
             x_hat, mu, logvar = vae(x)
             rl, kl = loss_terms(x, x_hat, mu, logvar)
-            logit = head(mu).squeeze(1) if head is not None else torch.zeros_like(rl)
+            logit = head_logit(head, x, mu) if head is not None else torch.zeros_like(rl)
             for store, value in zip(parts, (rl, kl, mu, logit)):
                 store.append(value.double().cpu())
     rl, kl, mu, logit = (torch.cat(p).numpy() if p else np.empty(0) for p in parts)
@@ -455,7 +480,7 @@ def measure(vae: VAE, head: torch.nn.Linear | None, features: Spectrogram, windo
                  windows.clip_index)
 
 
-def _batch_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None, x: torch.Tensor, y: torch.Tensor,
+def _batch_loss(config: TrainConfig, vae: VAE, head: torch.nn.Module | None, x: torch.Tensor, y: torch.Tensor,
                 rl_weight: float, pos_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     x_hat, mu, logvar = vae(x)
     rl, kl = loss_terms(x, x_hat, mu, logvar)
@@ -463,7 +488,7 @@ def _batch_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None, x: 
         return (rl_weight * rl + kl).mean(), rl, kl
     # Joint: the VAE loss divided by the RL weight (the same optimum), so that RL is on the scale of the
     # head's cross-entropy and head_weight sets the balance.
-    logit = head(mu).squeeze(1)
+    logit = head_logit(head, x, mu)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, y, pos_weight=pos_weight, reduction="none")
     if config.focal_gamma > 0:
         # Focal loss (Lin et al. 2017): windows already classified well count less, so training keeps working
@@ -476,7 +501,7 @@ def _batch_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None, x: 
 
 def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: Windows, others: torch.Tensor,
               rl_weight: float, device: torch.device, initial: dict[str, torch.Tensor] | None = None,
-              deadline: float | None = None) -> VAERun:
+              deadline: float | None = None, initial_head: dict[str, torch.Tensor] | None = None) -> VAERun:
     """Train one VAE (and, for the joint objective, its head) with early stopping on ``val``, ending early when
     another epoch as long as the last would pass ``deadline`` (``time.monotonic()``).
 
@@ -496,7 +521,12 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
     else:
         vae.match_output_scale(float(sample.mean()), float(sample.std()))
     vae = vae.to(device)
-    head = torch.nn.Linear(vae.latent, 1).to(device) if joint else None
+    head: torch.nn.Module | None = None
+    if joint:
+        head = BarkNet(BARKNETS[config.bark_net]) if config.bark_net != "none" else torch.nn.Linear(vae.latent, 1)
+        if initial_head is not None:
+            head.load_state_dict(initial_head)
+        head = head.to(device)
     params = list(vae.parameters()) + (list(head.parameters()) if head is not None else [])
     optimiser = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs, eta_min=config.lr / 100)
@@ -514,6 +544,8 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
     for _ in epochs:
         epoch_started = time.monotonic()
         vae.train()
+        if head is not None:
+            head.train()
         totals = np.zeros(3)
         count = 0
         for idx in torch.randperm(len(train.waves), generator=rng).split(config.batch_size):
@@ -565,12 +597,14 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
                   stopper.reason)
 
 
-def _validation_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None, features: Spectrogram, val: Windows,
+def _validation_loss(config: TrainConfig, vae: VAE, head: torch.nn.Module | None, features: Spectrogram, val: Windows,
                      rl_weight: float, pos_weight: torch.Tensor, device: torch.device) -> tuple[float, float, float]:
     """The training loss on clean validation windows (eval mode), with their mean RL and KL; NaN if none."""
     if len(val.waves) == 0:
         return math.nan, math.nan, math.nan
     vae.eval()
+    if head is not None:
+        head.eval()
     losses, rls, kls = [], [], []
     with torch.no_grad():
         for idx in torch.arange(len(val.waves)).split(64):
@@ -586,10 +620,11 @@ def _validation_loss(config: TrainConfig, vae: VAE, head: torch.nn.Linear | None
 # -- the classifier --------------------------------------------------------------------------------------
 
 
-def fit_classifier(val: Terms, head: torch.nn.Linear | None) -> LinearClassifier:
+def fit_classifier(val: Terms, head: torch.nn.Module | None) -> LinearClassifier:
     """Logistic regression on validation windows (on log RL, log KL, and the head's logit when there is a
     head), threshold for the best balanced accuracy on validation clips; with no negatives, the one-class
-    fallback."""
+    fallback. A linear head's logit is folded into weights on the latent mean; a bark network's stays a
+    third column."""
     if not (val.labels == 0).any():
         return fit_one_class(val.rl[val.labels == 1], val.kl[val.labels == 1])
     x = log_terms(val.rl, val.kl)
@@ -597,7 +632,7 @@ def fit_classifier(val: Terms, head: torch.nn.Linear | None) -> LinearClassifier
         x = np.hstack([x, val.logit[:, None]])
     mean, std, weight, bias = fit_logistic(x, val.labels)
     mu_weight: tuple[float, ...] = ()
-    if head is not None:
+    if head is not None and not isinstance(head, BarkNet):
         # Fold the standardised logit, w (a . mu + c - m) / s, into weights on mu and the bias.
         scale = weight[2] / std[2]
         mu_weight = tuple((scale * head.weight.detach().double().cpu().numpy()[0]).tolist())
@@ -605,7 +640,7 @@ def fit_classifier(val: Terms, head: torch.nn.Linear | None) -> LinearClassifier
         mean, std, weight = mean[:2], std[:2], weight[:2]
     provisional = LinearClassifier(tuple(mean.tolist()), tuple(std.tolist()), tuple(weight.tolist()), bias,
                                    0.5, "logistic", mu_weight)
-    labels, scores = val.clip_scores(provisional.score(val.rl, val.kl, val.mu))
+    labels, scores = val.clip_scores(provisional.score(val.rl, val.kl, val.mu, val.logit))
     return replace(provisional, threshold=best_threshold(labels, scores))
 
 
@@ -624,7 +659,7 @@ def classifier_for(config: TrainConfig, run: VAERun, features: Spectrogram, val:
 
 def ensemble_scores(member_terms: list[Terms], members: list[tuple[VAERun, LinearClassifier]]) -> np.ndarray:
     """Each window's score: the mean of the members' probabilities, as ``Scorer`` computes it."""
-    return np.mean([c.score(t.rl, t.kl, t.mu) for t, (_, c) in zip(member_terms, members)], axis=0)
+    return np.mean([c.score(t.rl, t.kl, t.mu, t.logit) for t, (_, c) in zip(member_terms, members)], axis=0)
 
 
 def split_metrics(member_terms: list[Terms], members: list[tuple[VAERun, LinearClassifier]],
@@ -657,10 +692,11 @@ def separation(member_terms: list[Terms], members: list[tuple[VAERun, LinearClas
     return out
 
 
-def _from_init(config: TrainConfig) -> tuple[TrainConfig, dict[str, torch.Tensor]]:
+def _from_init(config: TrainConfig) -> tuple[TrainConfig, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
     """Fine-tuning: the network shape, window and features of the --init model (its weights only fit those),
-    and its training augmentation where it recorded one."""
+    its bark network if it has one, and its training augmentation where it recorded one."""
     metadata, weights = initial_weights(Path(config.init))
+    head_weights = initial_barknet(Path(config.init))
     preset, window = metadata.get("preset"), metadata.get("window_s")
     norm = (metadata.get("features") or {}).get("normalisation", config.normalisation)
     if preset not in PRESETS or window not in WINDOW_CHOICES or norm not in NORMALISATIONS:
@@ -669,6 +705,11 @@ def _from_init(config: TrainConfig) -> tuple[TrainConfig, dict[str, torch.Tensor
     if metadata.get("ensemble", 1) > 1:
         log.info("--init %s: an ensemble; fine-tuning starts from its first member", config.init)
     changes: dict = {"preset": preset, "window_s": int(window), "normalisation": norm, "objective": "joint"}
+    bark_net = (metadata.get("bark_net") or {}).get("name", "none")
+    if head_weights is not None:
+        if bark_net not in BARKNETS:
+            raise TrainingError(f"--init {config.init}: bark network {bark_net!r} is not one this version trains")
+        changes["bark_net"] = bark_net
     training = metadata.get("training") or {}
     aug = training.get("augmentation")
     if isinstance(aug, dict):
@@ -683,7 +724,7 @@ def _from_init(config: TrainConfig) -> tuple[TrainConfig, dict[str, torch.Tensor
             changes["other_active_db"] = training["other_active_db"]
     log.info("fine-tuning from %s: preset %s, %d s windows, %s features%s", config.init, preset, window, norm,
              ", its augmentation" if isinstance(aug, dict) else "")
-    return replace(config, **changes), weights
+    return replace(config, **changes), weights, head_weights
 
 
 # -- the whole job ---------------------------------------------------------------------------------------
@@ -707,9 +748,9 @@ def train(config: TrainConfig) -> TrainResult:
     started = time.monotonic()
     deadline = started + 60.0 * config.max_minutes if config.max_minutes is not None else None
     device = resolve_device(config.device)
-    initial = None
+    initial = initial_head = None
     if config.init is not None:
-        config, initial = _from_init(config)
+        config, initial, initial_head = _from_init(config)
     features = FeatureParams(normalisation=config.normalisation)
     spectrogram = Spectrogram(features).to(device)
     n_samples = window_samples(config.window_s, features.sample_rate)
@@ -757,9 +798,9 @@ def train(config: TrainConfig) -> TrainResult:
             log.warning("--max-minutes: no time left for RL weight %g and after; keeping the best so far", rl_weight)
             break
         run = train_vae(config, spectrogram, fit_on["train"], fit_on["val"], others, rl_weight, device, initial,
-                        deadline)
+                        deadline, initial_head)
         val_terms, clf = classifier_for(config, run, spectrogram, windows["val"], device)
-        labels, scores = val_terms.clip_scores(clf.score(val_terms.rl, val_terms.kl, val_terms.mu))
+        labels, scores = val_terms.clip_scores(clf.score(val_terms.rl, val_terms.kl, val_terms.mu, val_terms.logit))
         auc = roc_auc(labels, scores)
         pos = val_terms.labels == 1
         entry = {"rl_weight": rl_weight, "epochs": run.epochs, "best_epoch": run.best_epoch,
@@ -781,7 +822,7 @@ def train(config: TrainConfig) -> TrainResult:
             break
         log.info("ensemble member %d of %d", k + 1, config.ensemble)
         extra = train_vae(replace(config, seed=config.seed + k), spectrogram, fit_on["train"], fit_on["val"],
-                          others, run.rl_weight, device, initial, deadline)
+                          others, run.rl_weight, device, initial, deadline, initial_head)
         members.append((extra, classifier_for(config, extra, spectrogram, windows["val"], device)[1]))
 
     terms = {s: [measure(r.vae, r.head, spectrogram, windows[s], device) for r, _ in members]
@@ -795,10 +836,14 @@ def train(config: TrainConfig) -> TrainResult:
             metrics[s]["separation"] = separation(terms[s], members, splits[s])
     seconds = time.monotonic() - started
 
+    def barknet_of(r: VAERun) -> BarkNet | None:
+        return r.head.cpu() if isinstance(r.head, BarkNet) else None
+
     if len(members) == 1:
-        scorer = Scorer(spectrogram.cpu(), run.vae.cpu(), n_samples, clf)
+        scorer = Scorer(spectrogram.cpu(), run.vae.cpu(), n_samples, clf, barknet_of(run))
     else:
-        scorer = Scorer.ensemble(spectrogram.cpu(), [(r.vae.cpu(), c) for r, c in members], n_samples)
+        scorer = Scorer.ensemble(spectrogram.cpu(), [(r.vae.cpu(), c, barknet_of(r)) for r, c in members],
+                                 n_samples)
     metadata = {
         "barkwatch_version": __version__,
         "created": _local_now(),
@@ -809,7 +854,10 @@ def train(config: TrainConfig) -> TrainResult:
         "threshold": clf.threshold,
         "preset": config.preset,
         "network": PRESETS[config.preset].to_dict(),
-        "parameters": sum(count_parameters(r.vae) for r, _ in members),
+        "bark_net": ({"name": config.bark_net, **BARKNETS[config.bark_net].to_dict()}
+                     if config.bark_net != "none" else None),
+        "parameters": sum(count_parameters(r.vae) + (count_parameters(r.head) if isinstance(r.head, BarkNet) else 0)
+                          for r, _ in members),
         "ensemble": len(members),
         "features": {**features.to_dict(), "frames": features.frames(n_samples)},
         "classifier": clf.to_dict(),
