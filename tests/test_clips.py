@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,11 +16,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from helpers import fill
+
+from barkwatch.config import ClipsConfig
 from barkwatch.live import clips
 from barkwatch.live.clips import ClipRecorder, clip_path
-from barkwatch.config import ClipsConfig
-
-from helpers import fill
 
 RATE = 8000
 BLOCK = 1000  # samples a feed, 0.125 s
@@ -211,3 +213,15 @@ def test_clip_path_and_settings_checks(tmp_path):
         tmp_path / "2026-10-25" / "023000____x.ogg"
     with pytest.raises(ValueError, match="clips.format must be flac or ogg"):
         ClipRecorder(tmp_path, settings(format="mp3"), RATE)
+
+
+@pytest.mark.parametrize("fmt", sorted(clips.FORMATS))
+def test_a_two_minute_clip_at_48khz_encodes_in_every_format_without_taking_the_process_down(fmt):
+    """libsndfile 1.2.2's Vorbis encoder segfaults on a long clip written in one call; run in a child process so
+    that a crash fails this test instead of the test run."""
+    code = ("import io, numpy as np, soundfile as sf; from barkwatch.live.clips import encode; "
+            "a = (np.random.default_rng(0).standard_normal(120 * 48000) * 0.1).astype(np.float32); "
+            f"d, r = sf.read(io.BytesIO(encode(a, 48000, {fmt!r}))); print(len(d), r)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+    assert done.stdout.split() == [str(120 * 48000), "48000"]

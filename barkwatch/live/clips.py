@@ -49,10 +49,15 @@ def clip_path(clips_dir: str | os.PathLike, record: dict, fmt: str) -> Path:
 
 
 def encode(audio: np.ndarray, samplerate: int, fmt: str) -> bytes:
-    """Mono float32 audio as a FLAC (16-bit) or OGG Vorbis file's bytes, samples clipped to [-1, 1]."""
+    """Mono float32 audio as a FLAC (16-bit) or OGG Vorbis file's bytes, samples clipped to [-1, 1].
+
+    Written a second at a time: libsndfile 1.2.2's Vorbis encoder crashes the process (a segmentation fault)
+    when a long clip (45 s at 48 kHz, 120 s at 22,050 Hz) is handed to it in one call."""
     out = io.BytesIO()
     fmt_name, subtype = FORMATS[fmt]
-    sf.write(out, np.clip(audio, -1.0, 1.0), samplerate, format=fmt_name, subtype=subtype)
+    with sf.SoundFile(out, "w", samplerate, 1, format=fmt_name, subtype=subtype) as f:
+        for first in range(0, len(audio), samplerate):
+            f.write(np.clip(audio[first : first + samplerate], -1.0, 1.0))
     return out.getvalue()
 
 
