@@ -95,3 +95,30 @@ def test_plot_and_clips(random_model, tmp_path):
     # The whole 5 s file is one event; a clip adds up to 1 s either side, clipped to the file.
     assert abs(len(audio) / rate - sf.info(str(clip)).duration) < 0.05
     assert end["end_offset_s"] <= sf.info(str(clip)).duration + 1e-3
+
+
+def test_nan_and_infinite_samples_are_heard_as_silence_with_one_warning(tmp_path):
+    """A float wav holding NaN and infinities (damage): the same events as with silence in their place, the
+    plot and the clips written, and one warning naming the file and how much of it is damaged."""
+    from helpers import SAMPLES
+
+    audio, rate = sf.read(str(SAMPLES / "example.ogg"), dtype="float32")
+    damaged = audio.copy()
+    damaged[5 * rate : 7 * rate] = np.nan  # 2 s of NaN over rain, before the second bark
+    damaged[30 * rate : 30 * rate + rate // 2] = np.inf
+    silent = audio.copy()
+    silent[~np.isfinite(damaged)] = 0.0
+    sf.write(str(tmp_path / "damaged.wav"), damaged, rate, subtype="FLOAT")
+    sf.write(str(tmp_path / "silent.wav"), silent, rate, subtype="FLOAT")
+
+    def barks(name: str, *extra: str) -> tuple[list, str]:
+        result = run_cli("detect", str(tmp_path / name), "--events", "-", "--threads", "1", *extra)
+        assert result.returncode == 0, result.stderr
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        return [(r["offset_s"], r["end_offset_s"]) for r in records if r["event"] == "bark"], result.stderr
+
+    found, warning = barks("damaged.wav", "--plot", str(tmp_path / "heard.png"), "--clips", str(tmp_path / "clips"))
+    assert found == barks("silent.wav")[0] and len(found) == 5
+    assert (tmp_path / "heard.png").stat().st_size > 20000 and len(list((tmp_path / "clips").iterdir())) == 5
+    (line,) = [line for line in warning.splitlines() if "warning" in line.lower()]
+    assert "damaged.wav" in line and "2.5 s" in line and "NaN or infinite" in line

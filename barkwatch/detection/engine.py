@@ -33,6 +33,11 @@ class EngineSettings:
 SILENCE_DBFS = -120.0
 
 
+def finite(samples: np.ndarray) -> np.ndarray:
+    """``samples`` with NaN and infinite values (damage, never sound) replaced by silence."""
+    return samples if np.isfinite(samples).all() else np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def level_dbfs(window: np.ndarray) -> float:
     """RMS level relative to full scale (a full-scale sine reads -3 dBFS), floored at -120 for silence."""
     rms = float(np.sqrt(np.mean(np.square(window, dtype=np.float64))))
@@ -75,8 +80,9 @@ class Engine:
         return block.mean(axis=1)
 
     def feed(self, block: np.ndarray) -> list[WindowScore]:
-        """Add a block (``[frames]`` or ``[frames, channels]``, float32 in [-1, 1]); score every window it completes."""
-        mono = self.mono(block)
+        """Add a block (``[frames]`` or ``[frames, channels]``, float32 in [-1, 1]); score every window it completes.
+        NaN and infinite samples (a damaged file) are heard as silence."""
+        mono = finite(self.mono(block))
         if self._resampler is not None:
             mono = self._resampler.resample_chunk(mono, last=False)
         return self._take(mono)

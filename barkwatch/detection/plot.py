@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .engine import finite
+
 
 def plot_detection(path: Path, windows: list, events: list, threshold: float, out: Path,
                    max_columns: int = 4000) -> Path:
@@ -28,6 +30,7 @@ def plot_detection(path: Path, windows: list, events: list, threshold: float, ou
     pool = max(1, math.ceil(info.frames / hop / max_columns))
     columns, pending = [], []
     for block in sf.blocks(str(path), blocksize=hop * pool * 64, dtype="float32", always_2d=True):
+        block = finite(block)
         mel = librosa.feature.melspectrogram(y=block.mean(axis=1), sr=info.samplerate, n_fft=2048,
                                              hop_length=hop, n_mels=64, center=False) if len(block) >= 2048 else None
         if mel is not None:

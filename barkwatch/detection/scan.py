@@ -16,8 +16,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, TextIO
 
+import numpy as np
+
 from .audio import AudioError
 from .detector import Detector
+from .engine import finite
 from .events import Event, WindowScore, event_record
 
 log = logging.getLogger("barkwatch")
@@ -74,6 +77,7 @@ def cut_clip(path: Path, event: Event, clips_dir: Path, margin_s: float = 1.0) -
     first = max(0, int((event.start_s - margin_s) * info.samplerate))
     last = min(info.frames, int((event.end_s + margin_s) * info.samplerate))
     audio, rate = sf.read(str(path), start=first, stop=last, dtype="float32", always_2d=True)
+    audio = finite(audio)
     clips_dir.mkdir(parents=True, exist_ok=True)
     out = clips_dir / f"{path.stem}_{event.start_s:09.2f}s_{event.id}.flac"
     sf.write(str(out), audio, rate, format="FLAC")
@@ -132,9 +136,11 @@ def scan_file(path: Path, detector: Detector, *, on_record: Callable[[Record], N
 
     bar = _bar(progress, result.duration_s, path.name)
     read_s = 0.0
+    damaged = 0  # frames holding NaN or infinite samples
     try:
         blocksize = max(1, int(block_s * info.samplerate))
         for block in sf.blocks(str(path), blocksize=blocksize, dtype="float32", always_2d=True):
+            damaged += int((~np.isfinite(block)).any(axis=1).sum())
             take(engine.feed(block))
             read_s += len(block) / info.samplerate
             bar.update(len(block) / info.samplerate)
@@ -144,6 +150,9 @@ def scan_file(path: Path, detector: Detector, *, on_record: Callable[[Record], N
     finally:
         bar.close()
         emit(tracker.flush(at_s=read_s))  # a zero-padded last window may reach past the end
+    if damaged:
+        log.warning("%s: %.1f s of the audio hold NaN or infinite samples (a damaged file); heard as silence",
+                    path, damaged / info.samplerate)
     return result
 
 
