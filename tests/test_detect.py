@@ -122,3 +122,26 @@ def test_nan_and_infinite_samples_are_heard_as_silence_with_one_warning(tmp_path
     assert (tmp_path / "heard.png").stat().st_size > 20000 and len(list((tmp_path / "clips").iterdir())) == 5
     (line,) = [line for line in warning.splitlines() if "warning" in line.lower()]
     assert "damaged.wav" in line and "2.5 s" in line and "NaN or infinite" in line
+
+
+def test_a_wav_cut_short_is_scanned_with_a_warning_and_an_empty_one_is_an_error(tmp_path):
+    """A recorder that died leaves a WAV whose header promises more than is there; a file with no samples is
+    as unreadable as a corrupt one (exit 1, one line naming it)."""
+    from helpers import SAMPLES
+
+    audio, rate = sf.read(str(SAMPLES / "example.ogg"), dtype="float32")
+    sf.write(str(tmp_path / "whole.wav"), audio, rate, subtype="PCM_16")
+    data = (tmp_path / "whole.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: 44 + 2 * rate * 20])  # the first 20 of 60 s
+    sf.write(str(tmp_path / "empty.wav"), np.zeros(0, dtype=np.float32), rate)
+
+    result = run_cli("detect", str(tmp_path / "cut.wav"), "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "warning" in line.lower()]
+    assert "cut.wav" in line and "promises 60.0 s" in line and "20.0 s are there" in line
+    assert "in 20.0 s of audio" in result.stdout
+
+    result = run_cli("detect", str(tmp_path / "empty.wav"), str(tmp_path / "cut.wav"), "--threads", "1")
+    assert result.returncode == 1
+    assert "barkwatch: error: " + str(tmp_path / "empty.wav") + ": the file holds no audio (0 samples)" in result.stderr
+    assert "cut.wav: " in result.stdout  # the other file is still scanned

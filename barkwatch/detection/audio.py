@@ -6,6 +6,7 @@ No torch here, so tools that only read audio stay light.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,24 @@ def find_audio_files(folder: str | os.PathLike) -> list[Path]:
     """Every audio file under ``folder``, recursively, in a stable order."""
     root = Path(folder)
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+
+
+_PROMISED = re.compile(r"^data\s*:\s*\d+\s*\(should be \d+\)", re.M)  # libsndfile's log of a short WAV
+_DATA = re.compile(r"^data\s*:\s*(\d+)", re.M)
+_BLOCK_ALIGN = re.compile(r"Block Align\s*:\s*(\d+)")
+
+
+def promised_seconds(info) -> float | None:
+    """For a WAV file cut short (a recorder that died, a copy that stopped), the length its header promises,
+    from libsndfile's log in ``soundfile.info(...).extra_info``; None when the file is whole or not a WAV.
+    (libsndfile itself reads what is there and reports that as the length.)"""
+    log = getattr(info, "extra_info", "") or ""
+    if not _PROMISED.search(log):
+        return None
+    data, align = _DATA.search(log), _BLOCK_ALIGN.search(log)
+    if not data or not align or int(align.group(1)) == 0 or not info.samplerate:
+        return None
+    return int(data.group(1)) / int(align.group(1)) / info.samplerate
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from .audio import AudioError
+from .audio import AudioError, promised_seconds
 from .detector import Detector
 from .engine import finite
 from .events import Event, WindowScore, event_record
@@ -108,6 +108,13 @@ def scan_file(path: Path, detector: Detector, *, on_record: Callable[[Record], N
         result.error = str(AudioError(f"{path}: cannot read audio ({e})"))
         return result
     result.duration_s = info.frames / info.samplerate if info.samplerate else 0.0
+    if info.frames == 0:
+        result.error = f"{path}: the file holds no audio (0 samples)"
+        return result
+    promised = promised_seconds(info)
+    if promised is not None and promised > result.duration_s:
+        log.warning("%s: cut short: its header promises %.1f s of audio, %.1f s are there; scanning those",
+                    path, promised, result.duration_s)
     began = stream_start(path, result.duration_s, start)
     model_info = {"file": detector.model.path.name, "sha256": detector.model.sha256}
     engine = detector.engine(info.samplerate)
