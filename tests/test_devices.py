@@ -241,6 +241,9 @@ def test_devices_command_with_no_inputs(monkeypatch):
     assert result.exit_code == 0
     assert json.loads(result.stdout) == []
     assert result.stderr.startswith("barkwatch: no input devices found")
+    result = CliRunner().invoke(cli.app, ["devices"])  # one line, not an empty table
+    assert result.exit_code == 0 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("barkwatch: no input devices found")
 
 
 def test_devices_command_error_is_one_line_exit_2(monkeypatch):

@@ -262,6 +262,18 @@ def test_status_needs_neither_torch_nor_numpy():
     assert out.strip() == "[]"
 
 
+def test_status_of_a_service_that_never_ran_is_one_line_or_a_json_object(tmp_path):
+    def status(*args):
+        return subprocess.run([sys.executable, "-m", "barkwatch", "status", "--state-dir", str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    plain, as_json = status(), status("--json")
+    assert plain.returncode == as_json.returncode == 3
+    assert plain.stdout == "" and plain.stderr.startswith("barkwatch: error:") and len(plain.stderr.splitlines()) == 1
+    answer = json.loads(as_json.stdout)
+    assert answer["running"] is False and answer["state_file"] == str(tmp_path / "status.json")
+
+
 # --- scripts/install-service
 
 def test_install_service_dry_run(tmp_path):

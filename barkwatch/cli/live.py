@@ -85,21 +85,14 @@ def devices(
         inputs = list_inputs()
     except DeviceError as e:
         fail(str(e))
+    if as_json:
+        typer.echo(json.dumps([asdict(d) for d in inputs], indent=2))
+    elif inputs:
+        typer.echo(format_table(inputs))
     if not inputs:
-        # stderr, so that stdout stays an (empty) table or a parseable [].
+        # One line on stderr (stdout stays a parseable [] with --json), not an empty table.
         reason = why_no_inputs()
         typer.echo(f"barkwatch: no input devices found{': ' + reason if reason else ''}", err=True)
-    typer.echo(json.dumps([asdict(d) for d in inputs], indent=2) if as_json else format_table(inputs))
-
-
-# Options `detect` and `listen` share: the same detector, from a file or live.
-THRESHOLD_OPTION = typer.Option(None, "--threshold", help="Score that counts as a bark (default: the model's).")
-HOP_OPTION = typer.Option(None, "--hop", help="Seconds between windows (default: the model's).")
-GATE_OPTION = typer.Option(-60.0, "--gate", help="Windows quieter than this (dBFS) skip the network.")
-PATIENCE_OPTION = typer.Option(2, "--patience", help="Consecutive windows above threshold that open an event.")
-RELEASE_OPTION = typer.Option(1.0, "--release", help="Seconds below threshold that close an event.")
-MERGE_OPTION = typer.Option(2.0, "--merge", help="Gaps shorter than this (seconds) join episodes.")
-COMPUTE_OPTION = typer.Option("auto", "--compute", help="Where the network runs: auto, cpu, cuda or mps.")
 
 
 def record(

@@ -93,6 +93,11 @@ def status(
     path = state_path(state_dir)
     state = read_state(path)
     if state is None:
+        if as_json:  # scripts get JSON either way
+            typer.echo(json.dumps({"running": False, "status": "unknown", "state_file": str(path),
+                                   "reason": "no status file: barkwatch has not run with this state folder"},
+                                  indent=1))
+            raise typer.Exit(3)
         fail(f"{path}: no status file: barkwatch has not run with this state folder (try --state-dir "
              "/var/lib/barkwatch for the service)", code=3)
     alive = pid_alive(state.pid) and state.status != "stopped"
