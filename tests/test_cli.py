@@ -33,6 +33,9 @@ def test_help_and_version():
         assert result.returncode == 0 and "Usage" in result.stdout
     result = run_cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("barkwatch ")
+    listen = run_cli("listen", "--help").stdout  # flags read as flags, values say what they take
+    assert "<bool>" not in listen and "-q, --quiet" in listen and "--clips / --no-clips" in listen
+    assert "--threshold <float>" in listen
 
 
 @pytest.mark.slow
