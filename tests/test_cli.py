@@ -59,6 +59,11 @@ def test_train_end_to_end_with_defaults(trained):
         for key in ("roc_auc", "accuracy", "balanced_accuracy"):
             assert key in metrics["splits"][split]
     assert metrics["rl_weight"] == 1e8 and metrics["epochs"] == 2 and metrics["seconds"] > 0
+    # Two epochs of the notebook's network: the warning appears exactly when its own test AUC is near chance.
+    from barkwatch.cli.model import CHANCE_AUC
+
+    near_chance = metrics["splits"]["test"]["roc_auc"] <= CHANCE_AUC
+    assert ("little better than chance" in result.stderr) == near_chance, (metrics["splits"]["test"], result.stderr)
     for plot in PLOTS:
         assert (out / "report" / plot).stat().st_size > 5000
 
@@ -85,6 +90,7 @@ def test_unreadable_files_are_skipped_and_listed_and_one_class_without_negatives
                      "--window", "1", "--epochs", "2", "--report", str(tmp_path / "r"))
     assert result.returncode == 0, result.stderr
     assert "broken.wav" in result.stderr and "one-class" in result.stderr
+    assert "nan" not in result.stdout and "no other sounds, so no ROC AUC" in result.stdout  # says what is missing
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert len(metrics["skipped_files"]) == 1 and "broken.wav" in metrics["skipped_files"][0]
     assert metrics["classifier"] == "one-class"

@@ -10,6 +10,9 @@ import typer
 
 from .options import Quiet, auc_text, fail, setup_logging
 
+# A clip ROC AUC at or under this on the model's own test clips: little better than a coin (0.5).
+CHANCE_AUC = 0.6
+
 def _parse_weights(values: List[str]) -> tuple[float, ...]:
     weights: list[float] = []
     for value in values:
@@ -155,9 +158,19 @@ def train(
     test = result.metadata["metrics"].get("test", {})
     auc = test.get("roc_auc")
     typer.echo(f"model: {result.model_path}")
-    if test:
+    if test and not test["negatives"]:
+        typer.echo(f"test clips: {test['positives']} barks and no other sounds, so no ROC AUC or balanced "
+                   "accuracy: give --negatives (other sounds) to measure how well it tells barks apart")
+    elif test and not test["positives"]:
+        typer.echo(f"test clips: no barks among {test['negatives']} other sounds, so no ROC AUC: give more bark "
+                   "recordings")
+    elif test:
         typer.echo(f"test clips: {test['positives']} barks, {test['negatives']} other; ROC AUC {auc:.3f}, "
                    f"balanced accuracy {test['balanced_accuracy']:.3f}")
+        if auc is not None and auc <= CHANCE_AUC:
+            typer.echo(f"barkwatch: warning: on its own test clips this model is little better than chance (ROC AUC "
+                       f"{auc:.3f}): more epochs, more recordings, or the default model's recipe "
+                       "(docs/training.md) should do better", err=True)
     for split in ("val", "test"):
         sep = result.metadata["metrics"].get(split, {}).get("separation")
         if sep:
