@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import json
 from datetime import datetime, timedelta
 
@@ -145,3 +146,19 @@ def test_a_wav_cut_short_is_scanned_with_a_warning_and_an_empty_one_is_an_error(
     assert result.returncode == 1
     assert "barkwatch: error: " + str(tmp_path / "empty.wav") + ": the file holds no audio (0 samples)" in result.stderr
     assert "cut.wav: " in result.stdout  # the other file is still scanned
+
+
+def test_a_folder_is_scanned_recursively_with_a_line_per_file(random_model, tmp_path):
+    shutil.copy(sorted(DOGS.glob("*.ogg"))[0], tmp_path / "a.ogg")
+    (tmp_path / "garden" / "later").mkdir(parents=True)
+    shutil.copy(sorted(DOGS.glob("*.ogg"))[1], tmp_path / "garden" / "later" / "b.ogg")
+    (tmp_path / "garden" / "notes.txt").write_text("not audio")
+    (tmp_path / "nothing").mkdir()
+    result = run_cli("detect", str(tmp_path), "--model", str(random_model), "--threshold", "0")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith(f"{tmp_path / 'a.ogg'}: 1 event(s)") for line in lines)
+    assert any(line.startswith(f"{tmp_path / 'garden' / 'later' / 'b.ogg'}: 1 event(s)") for line in lines)
+    assert lines[-1].startswith("all 2 files: 2 event(s)")
+    result = run_cli("detect", str(tmp_path / "nothing"), "--model", str(random_model))
+    assert result.returncode == 1 and "nothing: no audio files" in result.stderr

@@ -14,7 +14,8 @@ from .options import (Compute, Gate, Hop, Merge, Patience, Quiet, Release, Thres
 
 
 def detect(
-    files: List[Path] = typer.Argument(..., help="Recordings to scan: wav, flac, ogg or mp3, any length."),
+    files: List[Path] = typer.Argument(..., help="Recordings to scan (wav, flac, ogg or mp3, any length), or "
+                                       "folders, searched for them recursively."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the shipped model)."),
     events: Optional[str] = typer.Option(None, "--events",
                                          help="Append bark_start/bark JSON Lines records here ('-': stdout)."),
@@ -42,6 +43,7 @@ def detect(
     quiet: Quiet = False,
 ) -> None:
     """Scan recordings for barks and report each event (exit code 1 if a file could not be read)."""
+    from ..detection.audio import find_audio_files
     from ..detection.detector import DetectorSettings
     from ..detection.events import EventFile, EventLogError
     from ..detection.scan import ScoreWriter
@@ -55,6 +57,17 @@ def detect(
     log = None
     score_file = None
     failures = 0
+    paths: list[Path] = []
+    for given_path in files:
+        if given_path.is_dir():
+            found = find_audio_files(given_path)
+            if not found:
+                typer.echo(f"barkwatch: error: {given_path}: no audio files (wav, flac, ogg, mp3) in this folder",
+                           err=True)
+                failures += 1
+            paths += found
+        else:
+            paths.append(given_path)  # a missing file is named when its turn comes; the others are scanned
     try:
         log = EventFile(events) if events else None
         score_file = open(scores, "w", newline="") if scores else None
@@ -69,7 +82,7 @@ def detect(
                       f"peak {record['peak_score']:.2f}  {Path(record['source']).name} +{record['offset_s']:.1f} s",
                       file=human, flush=True)
 
-        for path in files:
+        for path in paths:
             heard: list = []  # the windows, kept only to plot them
 
             def on_window(w, path=path, heard=heard) -> None:
@@ -87,15 +100,15 @@ def detect(
             if plot is not None and not result.error:
                 from ..detection.plot import plot_detection
 
-                target = plot if len(files) == 1 else plot.with_name(f"{plot.stem}-{path.stem}{plot.suffix}")
+                target = plot if len(paths) == 1 else plot.with_name(f"{plot.stem}-{path.stem}{plot.suffix}")
                 plot_detection(path, heard, result.events, detector.threshold, target)
             if not result.error and not quiet:
                 print(f"{path}: {len(result.events)} event(s), {result.bark_seconds:.1f} s of barking, longest "
                       f"{result.longest_s:.1f} s, in {result.duration_s:.1f} s of audio "
                       f"({result.gated} of {result.windows} windows below the gate)", file=human, flush=True)
-        if len(files) > 1 and not quiet:
+        if len(paths) > 1 and not quiet:
             every = [e for r in scanned for e in r.events]
-            print(f"all {len(files)} files: {len(every)} event(s), {sum(e.duration_s for e in every):.1f} s of "
+            print(f"all {len(paths)} files: {len(every)} event(s), {sum(e.duration_s for e in every):.1f} s of "
                   f"barking, longest {max((e.duration_s for e in every), default=0.0):.1f} s"
                   + (f", {failures} file(s) could not be read" if failures else ""), file=human, flush=True)
     except (EventLogError, OSError) as e:
