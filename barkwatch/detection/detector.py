@@ -98,11 +98,12 @@ class Detector:
         except ValueError as e:
             raise DetectorError(f"compute {e}") from None
         compute_module.keep_freed_memory()
+        import torch
+
+        torch.set_flush_denormal(True)  # subnormal floats are many times slower on x86 and never move a score
         if threads is not None:
             if threads < 1:
                 raise DetectorError(f"threads {threads}: give 1 or more")
-            import torch
-
             torch.set_num_threads(threads)  # on a loaded machine one thread is often faster than several
         return cls(load(model or DEFAULT_MODEL, device=str(device)), settings, str(device))
 
