@@ -698,6 +698,9 @@ def evaluate(mix: Path, model_path: Path | None, baseline: str | None, data: Pat
         from barkwatch.model import compute as compute_
         from barkwatch.model.modelfile import ModelFileError, load
 
+        import torch
+
+        torch.set_flush_denormal(True)  # as Detector.load: subnormal weights would make scoring many times slower
         try:
             device = str(compute_.resolve(compute))
             model = load(model_path, device=device)
