@@ -204,6 +204,7 @@ def test_joint_objective_exports_a_classifier_on_the_latent_mean(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # plain torch.jit.load, as a user would call it
 def test_a_bark_network_is_trained_exported_and_fine_tuned_from(tmp_path):
     common = ["--positives", str(DOGS), "--negatives", str(OTHERS), "--preset", "small", "--window", "1",
               "--objective", "joint", "--norm", "db"]
