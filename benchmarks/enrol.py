@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     part, parts = (int(x) for x in args.part.split("/"))
     clips = load_clips(args.data, windows_per_clip=2)
     by_group, enrolable = plan(clips, args.dogs, args.seed)
-    _, init_weights = initial_weights(DEFAULT_MODEL)
+    _, init_weights, _ = initial_weights(DEFAULT_MODEL)
     rest = rank(args.seed + 1, [g for g in by_group if g not in enrolable])
     enrol_half, test_half = set(rest[0::2]), set(rest[1::2])
     rng = np.random.default_rng(args.seed)

@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from .options import (Compute, Gate, Hop, Merge, Patience, Quiet, Release, Threshold, build_detector,
-                      detector_flags, fail, setup_logging)
+                      detector_options, fail, setup_logging)
 
 
 def detect(
@@ -49,8 +49,7 @@ def detect(
     from ..detection.scan import ScoreWriter
 
     setup_logging(quiet)
-    given = detector_flags(threshold, hop, gate, patience, release, merge)
-    settings = DetectorSettings(**{key.split(".")[1]: v for key, v in given.items() if v is not None})
+    settings = DetectorSettings(**detector_options(threshold, hop, gate, patience, release, merge))
     detector = build_detector(model, settings, compute or "auto", threads)
 
     human = sys.stderr if events == "-" else sys.stdout

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from .options import (AsJson, Compute, ConfigFile, Device, Gate, Hop, Merge, ModelFile, Patience, Quiet, Release,
-                      Threshold, detector_flags, detector_from_config, fail, load_config, resolve_source,
+                      Threshold, detector_from_config, detector_options, fail, load_config, resolve_source,
                       setup_logging)
 
 
@@ -55,7 +55,8 @@ def listen(
     flags = {"audio.device": device_spec, "audio.samplerate": samplerate, "audio.channel": channel,
              "model.path": model, "model.compute": compute, "model.threads": threads,
              "clips.enabled": clips, "paths.state_dir": state_dir,
-             **detector_flags(threshold, hop, gate, patience, release, merge)}
+             **{f"detector.{k}": v for k, v in detector_options(threshold, hop, gate, patience, release,
+                                                                  merge).items()}}
     loaded_config = load_config(config_file, flags)
     cfg = loaded_config.config
     from ..config import load_config as reload_config

@@ -66,11 +66,12 @@ Compute = Annotated[Optional[str], typer.Option("--compute", help="Where the net
                                                 "MPS, then the CPU), cpu, cuda or mps (default auto).")]
 
 
-def detector_flags(threshold: float | None, hop: float | None, gate: float | None, patience: int | None,
-                   release: float | None, merge: float | None) -> dict:
-    """The detector options as configuration keys (``detector.threshold``, ...); None where not given."""
-    return {"detector.threshold": threshold, "detector.hop_s": hop, "detector.gate_dbfs": gate,
-            "detector.patience": patience, "detector.release_s": release, "detector.merge_s": merge}
+def detector_options(threshold: float | None, hop: float | None, gate: float | None, patience: int | None,
+                     release: float | None, merge: float | None) -> dict:
+    """The detector options given, by ``DetectorSettings`` field (the ``detector:`` config keys too)."""
+    given = {"threshold": threshold, "hop_s": hop, "gate_dbfs": gate, "patience": patience, "release_s": release,
+             "merge_s": merge}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 # --- Configuration, files and the detector -------------------------------------------------------------------

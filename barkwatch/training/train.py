@@ -305,23 +305,19 @@ def labelled_group(path: Path) -> str:
     return f"labels:{path.parent.name}/{m.group(1)}" if m else f"labels:{path}"
 
 
-def initial_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """A model file's metadata and its (first) VAE's weights, to fine-tune from."""
+def initial_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """A model file's metadata, its (first) VAE's weights and its bark network's (None without one), to
+    fine-tune from."""
     loaded = modelfile.load(path)
     state = loaded.module.state_dict()
-    for prefix in ("members.0.vae.", "vae."):
-        weights = {k[len(prefix):]: v.detach().clone() for k, v in state.items() if k.startswith(prefix)}
-        if weights:
-            return loaded.metadata, weights
-    raise TrainingError(f"--init {path}: no VAE weights found in this model file")
 
+    def weights_under(prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix):]: v.detach().clone() for k, v in state.items() if k.startswith(prefix)}
 
-def initial_barknet(path: Path) -> dict[str, torch.Tensor] | None:
-    """A model file's (first) bark network's weights, or None when it has none."""
-    state = modelfile.load(path).module.state_dict()
-    prefix = "members.0.barknet."
-    weights = {k[len(prefix):]: v.detach().clone() for k, v in state.items() if k.startswith(prefix)}
-    return weights or None
+    vae = weights_under("members.0.vae.") or weights_under("vae.")
+    if not vae:
+        raise TrainingError(f"--init {path}: no VAE weights found in this model file")
+    return loaded.metadata, vae, weights_under("members.0.barknet.") or None
 
 
 # -- training --------------------------------------------------------------------------------------------
@@ -695,8 +691,7 @@ def separation(member_terms: list[Terms], members: list[tuple[VAERun, LinearClas
 def _from_init(config: TrainConfig) -> tuple[TrainConfig, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
     """Fine-tuning: the network shape, window and features of the --init model (its weights only fit those),
     its bark network if it has one, and its training augmentation where it recorded one."""
-    metadata, weights = initial_weights(Path(config.init))
-    head_weights = initial_barknet(Path(config.init))
+    metadata, weights, head_weights = initial_weights(Path(config.init))
     preset, window = metadata.get("preset"), metadata.get("window_s")
     norm = (metadata.get("features") or {}).get("normalisation", config.normalisation)
     if preset not in PRESETS or window not in WINDOW_CHOICES or norm not in NORMALISATIONS:
