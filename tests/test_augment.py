@@ -41,6 +41,34 @@ def test_barks_can_have_their_own_mixing_range():
     with pytest.raises(ValueError, match="labels"):
         augment(waves, others, aug, torch.Generator().manual_seed(0))
 
+def test_a_scene_sets_a_bark_by_its_loudest_frame_over_what_is_under_it():
+    from barkwatch.training.augment import loudest_frame, place_in_scene
+
+    n, samples = 64, 22050
+    barks = torch.zeros(n, samples)
+    barks[:, 5120:5632] = torch.randn(n, 512, generator=torch.Generator().manual_seed(1))  # one 23 ms burst
+    others = torch.sin(torch.arange(samples) * 0.05).repeat(3, 1)
+    labels = torch.ones(n)
+    aug = Augmentation(mix_p=1.0, background_dbfs=(-30.0, -30.0), bark_ratio_db=(10.0, 10.0),
+                       floor_dbfs=(-90.0, -90.0))
+    scene = place_in_scene(barks, others, labels, aug, torch.Generator().manual_seed(0))
+    # the background plus floor is -30 dBFS; the burst's frame 10 dB above it (the background adds 0.4 dB)
+    assert np.allclose(db(loudest_frame(scene)).numpy(), -20.0 + 10 * np.log10(1.1), atol=0.5)
+    quiet = place_in_scene(barks, others, labels, Augmentation(mix_p=1.0, background_dbfs=(-80.0, -80.0),
+                           bark_ratio_db=(0.0, 0.0), floor_dbfs=(-90.0, -90.0)), torch.Generator().manual_seed(0))
+    assert np.allclose(db(loudest_frame(quiet)).numpy(), -45.0, atol=0.1)  # never under min_bark_dbfs
+    # another sound is itself a background: its RMS drawn from background_dbfs, the floor far under it
+    sounds = torch.randn(n, samples, generator=torch.Generator().manual_seed(2)) * 0.3
+    aug = Augmentation(mix_p=0.0, background_dbfs=(-25.0, -25.0), floor_dbfs=(-90.0, -90.0))
+    placed = place_in_scene(sounds, others, torch.zeros(n), aug, torch.Generator().manual_seed(0))
+    assert np.allclose(db(rms(placed)).numpy(), -25.0, atol=0.01)
+    # nothing clips, whatever the draw
+    loud = Augmentation(mix_p=1.0, background_dbfs=(-3.0, 0.0), bark_ratio_db=(20.0, 25.0))
+    assert place_in_scene(barks, others * 5, labels, loud, torch.Generator().manual_seed(0)).abs().max() <= 0.99 + 1e-6
+    with pytest.raises(ValueError, match="labels"):
+        augment(barks, others, Augmentation(scene=True), torch.Generator().manual_seed(0))
+
+
 def test_set_level_reaches_the_drawn_level_but_never_clips_or_lifts_silence():
     g = torch.Generator().manual_seed(0)
     waves = torch.randn(100, 2000) * 0.01

@@ -83,6 +83,15 @@ def train(
                                         "level in this range, e.g. -50,-10 (dBFS)."),
     noise_floor: Optional[str] = typer.Option(None, "--noise-floor", help="Joint: add pink noise at a random "
                                               "level in this range under every training window, e.g. -80,-50."),
+    scene: bool = typer.Option(False, "--scene", help="Joint: place each training window in a room instead of "
+                               "--mix-snr, --level and --noise-floor: another sound at --background dBFS under "
+                               "it, a pink floor (--noise-floor, default -70,-55), and a bark's loudest 23 ms "
+                               "--bark-ratio dB over what is under it, so every window labelled bark holds an "
+                               "audible bark."),
+    background: str = typer.Option("-45,-15", "--background", help="Joint, --scene: RMS range of the other "
+                                   "sounds (dBFS)."),
+    bark_ratio: str = typer.Option("-5,25", "--bark-ratio", help="Joint, --scene: range of a bark's loudest "
+                                   "23 ms over what is under it (dB)."),
     split: str = typer.Option("0.7,0.15,0.15", "--split", help="Shares of recordings for train, validation "
                               "(early stopping, the classifier) and test (the report's figures); test may be 0 "
                               "when the model is judged elsewhere."),
@@ -144,6 +153,8 @@ def train(
                          bark_snr_db=_parse_range("--bark-snr", bark_snr) if bark_snr else None,
                          level_dbfs=_parse_range("--level", level) if level else None,
                          floor_dbfs=_parse_range("--noise-floor", noise_floor) if noise_floor else None,
+                         scene=scene, background_dbfs=_parse_range("--background", background),
+                         bark_ratio_db=_parse_range("--bark-ratio", bark_ratio),
                          spec_masks=spec_masks, other_active_db=other_active_db, split=_parse_split(split),
                          speed=speed, shift_p=shift, reverb_p=reverb, lowpass_p=lowpass, colour_p=colour,
                          ensemble=ensemble,

@@ -24,6 +24,11 @@ All functions are pure (a torch ``Generator`` in, new tensors out) and work on b
 - ``colour``: every microphone, wall and distance colours the sound differently; a random smooth equaliser
   (a spectral tilt plus a few broad boosts and cuts on a log-frequency axis) keeps the model from learning
   the datasets' own microphones.
+- ``place_in_scene`` (instead of mixing, levelling and the floor): each window as the household benchmark hears
+  a home. A background sound at a room's level, a noise floor under it, and a bark set by how far its loudest
+  23 ms stands above what is under it (not by window RMS: a short bark in a 1 s window has an RMS 10-15 dB
+  under its peak, so an RMS ratio of -15 dB buries it, and a window labelled bark that holds no audible bark
+  teaches the model that the background is a bark).
 - ``spec_augment``: SpecAugment's time and frequency masks (Park et al. 2019), against learning one narrow cue.
 """
 
@@ -52,6 +57,10 @@ class Augmentation:
     lowpass_hz: tuple[float, float] = (4000.0, 10500.0)
     colour_p: float = 0.0  # chance of a random equaliser per window
     colour_db: float = 12.0  # its largest boost or cut
+    scene: bool = False  # place_in_scene instead of mix_into_others, set_level and add_noise_floor
+    background_dbfs: tuple[float, float] = (-45.0, -15.0)  # scene: the other sounds' RMS level
+    bark_ratio_db: tuple[float, float] = (-5.0, 25.0)  # scene: a bark's loudest frame over what is under it
+    min_bark_dbfs: float = -45.0  # scene: and its loudest frame never quieter than this
     spec_masks: bool = False
     time_masks: int = 2
     time_mask_frames: int = 6
@@ -124,6 +133,42 @@ def add_noise_floor(waves: torch.Tensor, dbfs: tuple[float, float], generator: t
     """Add pink noise at an RMS level drawn from ``dbfs`` to each window."""
     level = 10.0 ** (_uniform(len(waves), dbfs, generator, waves.device) / 20.0)
     return waves + level[:, None] * pink_noise(len(waves), waves.shape[1], generator, waves.device)
+
+
+def loudest_frame(waves: torch.Tensor, frame: int = 512, hop: int = 256) -> torch.Tensor:
+    """The RMS of each window's loudest ``frame``-sample stretch (23 ms at 22,050 Hz)."""
+    power = waves.square().unfold(1, frame, hop).mean(dim=2)
+    return power.amax(dim=1).sqrt()
+
+
+def place_in_scene(waves: torch.Tensor, others: torch.Tensor, barks: torch.Tensor, aug: Augmentation,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Each window in a room: a pink floor drawn from ``aug.floor_dbfs`` (-70..-55 dBFS if unset) and, with
+    chance ``aug.mix_p``, a random window of ``others`` at an RMS drawn from ``aug.background_dbfs``. A bark
+    (``barks`` true) is scaled so its loudest 23 ms frame stands ``aug.bark_ratio_db`` above the RMS of what is
+    under it, and never below ``aug.min_bark_dbfs``; any other window is itself a background sound at a level
+    from ``aug.background_dbfs``. The sum is kept below full scale."""
+    n, samples = waves.shape
+    if n == 0:
+        return waves
+    device = waves.device
+    floor_db = _uniform(n, aug.floor_dbfs or (-70.0, -55.0), generator, device)
+    under = 10.0 ** (floor_db / 20.0)[:, None] * pink_noise(n, samples, generator, device)
+    if len(others):
+        chosen = others[torch.randint(len(others), (n,), generator=generator).to(others.device)].to(device)
+        level = 10.0 ** (_uniform(n, aug.background_dbfs, generator, device) / 20.0)
+        background = chosen * (level / rms(chosen).clamp(min=1e-8))[:, None]
+        under = under + torch.where(_chance(n, aug.mix_p, generator, device), background, 0.0)
+    barks = barks.to(device).bool()
+    ratio = 10.0 ** (_uniform(n, aug.bark_ratio_db, generator, device) / 20.0)
+    bark_peak = torch.maximum(ratio * rms(under), torch.full_like(ratio, 10.0 ** (aug.min_bark_dbfs / 20.0)))
+    bark_gain = bark_peak / loudest_frame(waves).clamp(min=1e-8)
+    other_gain = 10.0 ** (_uniform(n, aug.background_dbfs, generator, device) / 20.0) / rms(waves).clamp(min=1e-8)
+    # a silent window stays silent rather than becoming amplified rounding noise
+    gain = torch.where(barks, bark_gain, other_gain).clamp(max=10.0 ** (60.0 / 20.0))
+    mixed = waves * gain[:, None] + under
+    peak = mixed.abs().amax(dim=1).clamp(min=1e-8)
+    return mixed * (0.99 / peak).clamp(max=1.0)[:, None]
 
 
 def shift_in_time(waves: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
@@ -233,18 +278,23 @@ def spec_augment(x: torch.Tensor, aug: Augmentation, generator: torch.Generator)
 def augment(waves: torch.Tensor, others: torch.Tensor, aug: Augmentation, generator: torch.Generator,
             labels: torch.Tensor | None = None) -> torch.Tensor:
     """The waveform steps in order: shift, speed, mix into other sounds, room, low-pass, colour, level, noise
-    floor. ``labels`` (1 bark, 0 other) are needed only for ``aug.bark_snr_db``."""
+    floor; with ``aug.scene`` the mixing, level and floor are ``place_in_scene``, last. ``labels`` (1 bark, 0 other) are needed only for ``aug.bark_snr_db``."""
     if aug.shift_p > 0:
         waves = shift_in_time(waves, aug.shift_p, generator)
     if aug.speed > 0:
         waves = change_speed(waves, aug.speed, generator)
-    waves = mix_into_others(waves, others, aug.mix_p, aug.mix_snr_db, generator, labels, aug.bark_snr_db)
+    if not aug.scene:
+        waves = mix_into_others(waves, others, aug.mix_p, aug.mix_snr_db, generator, labels, aug.bark_snr_db)
     if aug.reverb_p > 0:
         waves = add_reverb(waves, aug.reverb_p, aug.rt60_s, generator)
     if aug.lowpass_p > 0:
         waves = low_pass(waves, aug.lowpass_p, aug.lowpass_hz, generator)
     if aug.colour_p > 0:
         waves = colour(waves, aug.colour_p, aug.colour_db, generator)
+    if aug.scene:
+        if labels is None:
+            raise ValueError("augment: a scene needs the windows' labels")
+        return place_in_scene(waves, others, labels, aug, generator)
     if aug.level_dbfs is not None:
         waves = set_level(waves, aug.level_dbfs, generator)
     if aug.floor_dbfs is not None:

@@ -74,6 +74,9 @@ class TrainConfig:
     bark_snr_db: tuple[float, float] | None = None  # joint: barks' own mixing range (None: mix_snr_db)
     level_dbfs: tuple[float, float] | None = None  # joint: random window level (matters with --norm db)
     floor_dbfs: tuple[float, float] | None = None  # joint: pink-noise floor under every window
+    scene: bool = False  # joint: place windows in a room (augment.place_in_scene) instead of mix/level/floor
+    background_dbfs: tuple[float, float] = (-45.0, -15.0)  # joint, scene: other sounds' level
+    bark_ratio_db: tuple[float, float] = (-5.0, 25.0)  # joint, scene: a bark's loudest frame over the background
     spec_masks: bool = False  # joint: SpecAugment time and frequency masks
     shift_p: float = 0.0  # joint: chance of a circular time shift per window
     speed: float = 0.0  # joint: speed perturbation, +- this fraction
@@ -408,7 +411,8 @@ def spectrograms(features: Spectrogram, waves: torch.Tensor) -> torch.Tensor:
 def augmentation(config: TrainConfig) -> Augmentation:
     return Augmentation(mix_p=config.mix_p, mix_snr_db=config.mix_snr_db, bark_snr_db=config.bark_snr_db,
                         level_dbfs=config.level_dbfs,
-                        floor_dbfs=config.floor_dbfs, spec_masks=config.spec_masks, shift_p=config.shift_p,
+                        floor_dbfs=config.floor_dbfs, scene=config.scene, background_dbfs=config.background_dbfs,
+                        bark_ratio_db=config.bark_ratio_db, spec_masks=config.spec_masks, shift_p=config.shift_p,
                         speed=config.speed, reverb_p=config.reverb_p, lowpass_p=config.lowpass_p,
                         colour_p=config.colour_p)
 
