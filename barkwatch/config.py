@@ -679,6 +679,28 @@ def resolve_dirs(config: Config, env: Mapping[str, str] | None = None) -> tuple[
     return state, events, clips
 
 
+# Where the systemd unit (systemd/barkwatch.service: StateDirectory=, LogsDirectory=) keeps them.
+SERVICE_DIRS = (Path("/var/lib/barkwatch"), Path("/var/log/barkwatch"))
+
+
+def dirs_to_read(config: Config, env: Mapping[str, str] | None = None,
+                 service: tuple[Path, Path] = SERVICE_DIRS) -> tuple[Path, Path]:
+    """(state_dir, events_dir) for commands that read what a listener wrote (``status``, ``events``).
+
+    As ``resolve_dirs``, except that where the config names no folder and the default one holds nothing yet,
+    an installed service's folder is read instead: an owner who installed the service types ``barkwatch
+    status`` in their own shell, without systemd's $STATE_DIRECTORY, and means the service."""
+    from .service.systemd import state_path
+
+    state, events, _ = resolve_dirs(config, env)
+    if config.paths.state_dir is None and not state_path(state).exists() and state_path(service[0]).exists():
+        state = service[0]
+    if (config.paths.events_dir is None and config.paths.state_dir is None and not events.is_dir()
+            and service[1].is_dir()):
+        events = service[1]
+    return state, events
+
+
 _QUIET_HOURS = re.compile(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*")
 
 

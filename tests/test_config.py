@@ -321,6 +321,25 @@ def test_resolve_dirs_configured_paths_win_and_expand_home(tmp_path):
     assert resolve_dirs(c, env)[1] == home / "ev"
 
 
+def test_reading_commands_find_an_installed_services_folders(tmp_path):
+    from barkwatch.config import dirs_to_read
+
+    home = {"HOME": str(tmp_path / "home")}
+    service = (tmp_path / "var/lib/barkwatch", tmp_path / "var/log/barkwatch")
+    own = resolve_dirs(Config(), home)[:2]
+    assert dirs_to_read(Config(), home, service) == own  # no service installed: one's own folders
+    service[0].mkdir(parents=True)
+    (service[0] / "status.json").write_text("{}")
+    service[1].mkdir(parents=True)
+    assert dirs_to_read(Config(), home, service) == service  # nothing of one's own: the service's
+    own[0].mkdir(parents=True)
+    (own[0] / "status.json").write_text("{}")
+    own[1].mkdir(parents=True)
+    assert dirs_to_read(Config(), home, service) == own  # one's own listener wins where it has run
+    configured = load_config(env={"BARKWATCH_PATHS_STATE_DIR": str(tmp_path / "elsewhere")}, search=[]).config
+    assert dirs_to_read(configured, home, service) == (tmp_path / "elsewhere", tmp_path / "elsewhere/events")
+
+
 def test_parse_quiet_hours():
     assert cfg.parse_quiet_hours("22:00-07:00") == (time(22, 0), time(7, 0))
     assert cfg.parse_quiet_hours(" 9:30 - 17:45 ") == (time(9, 30), time(17, 45))

@@ -285,5 +285,6 @@ def test_install_service_dry_run(tmp_path):
     assert "/etc/systemd/system/barkwatch.service" in out
     assert f"ExecStart={prefix}/.venv/bin/barkwatch listen --config /etc/barkwatch/config.yaml" in out
     assert f"{prefix}/scripts/setup" in out
+    assert f"ln -sfn {prefix}/.venv/bin/barkwatch /usr/local/bin/barkwatch" in out  # on the PATH
     assert "dry run, nothing was changed" in out
     assert not prefix.exists()

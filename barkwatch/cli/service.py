@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
@@ -41,17 +42,20 @@ def events(
     config_file: ConfigFile = None,
 ) -> None:
     """Show the barks in the event log: a table, or the records as JSON Lines; -f follows new ones."""
-    from ..config import resolve_dirs
+    from ..config import dirs_to_read
     from ..service.eventlog import follow as follow_events, format_line, format_table, parse_when, read_events
 
     if events_dir is None:
-        events_dir = resolve_dirs(load_config(config_file, {}).config)[1]
+        events_dir = dirs_to_read(load_config(config_file, {}).config)[1]
     now = datetime.now().astimezone()
     try:
         start = parse_when(since, now) if since else (None if follow else parse_when("today", now))
         end = parse_when(until, now) if until else None
     except ValueError as e:
         fail(f"--since/--until: {e}")
+    if events_dir.is_dir() and not os.access(events_dir, os.R_OK | os.X_OK):
+        fail(f"{events_dir}: permission denied; the service's event log is for group barkwatch: run `sudo "
+             "barkwatch events`, or `sudo usermod -aG barkwatch $USER` and log in again", code=1)
     if not follow:
         if not events_dir.is_dir():
             fail(f"{events_dir}: no event log here yet (is barkwatch listening? see `barkwatch status`)", code=1)
@@ -85,12 +89,15 @@ def status(
     Exit code 0 when it is running, 3 when it is not (as `systemctl status`)."""
     from dataclasses import asdict
 
-    from ..config import resolve_dirs
+    from ..config import dirs_to_read
     from ..service.systemd import format_status, pid_alive, read_state, state_path
 
     if state_dir is None:
-        state_dir = resolve_dirs(load_config(config_file, {}).config)[0]
+        state_dir = dirs_to_read(load_config(config_file, {}).config)[0]
     path = state_path(state_dir)
+    if path.exists() and not os.access(path, os.R_OK):
+        fail(f"{path}: permission denied; the service's files are for group barkwatch: run `sudo barkwatch "
+             "status`, or `sudo usermod -aG barkwatch $USER` and log in again", code=3)
     state = read_state(path)
     if state is None:
         if as_json:  # scripts get JSON either way
