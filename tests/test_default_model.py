@@ -31,3 +31,18 @@ def test_default_model_finds_each_bark_of_the_example_and_nothing_else():
         assert bark["onset_s"] - 1.0 <= event["offset_s"] <= bark["onset_s"] + 0.5, (bark, event)
         assert event["end_offset_s"] >= bark["offset_s"] - 0.5
         assert event["detected_offset_s"] - bark["onset_s"] <= 1.5
+
+
+def test_the_quiet_model_finds_each_bark_of_the_example_and_nothing_else():
+    quiet = REPO / "models" / "quiet.pt"
+    meta = modelfile.read_metadata(quiet)
+    assert meta["bark_net"]["name"] == "cnn" and meta["calibration"]["budget_per_hour"] == 1.0
+    assert meta["training"]["excluded_sources"] > 0  # the test and validation recordings were held out
+    truth = sorted(json.loads((SAMPLES / "example.json").read_text())["barks"], key=lambda b: b["onset_s"])
+    result = run_cli("detect", str(SAMPLES / "example.ogg"), "--model", str(quiet), "--events", "-", "-q")
+    assert result.returncode == 0, result.stderr
+    barks = [e for e in map(json.loads, result.stdout.splitlines()) if e["event"] == "bark"]
+    assert len(barks) == len(truth)
+    for bark, event in zip(truth, barks):
+        assert bark["onset_s"] - 1.0 <= event["offset_s"] <= bark["onset_s"] + 0.5, (bark, event)
+        assert event["end_offset_s"] >= bark["offset_s"] - 0.5

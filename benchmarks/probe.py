@@ -1,0 +1,204 @@
+"""A fast probe of the bark network: train it alone (no VAE), with `barkwatch train`'s own windows and
+augmentation, and judge it every few epochs as events on household mixes, the way `household.py evaluate`
+does; `--top N` lists the highest-scoring windows that hold no bark and the barks that scored lowest.
+
+    python benchmarks/probe.py [--epochs 20] [--scene] [--no-masks] [--speed 0] [--reverb 0] [--shift 0.5]
+                               [--mixes runs/household-train60,runs/household-val120] [--top 10]
+
+It answers "can the network fit, and what does it get wrong?" in minutes where a full training run takes
+half an hour (about 10 s an epoch on two CPU cores). The data are `../shared/data/barks-dev` without the
+test and validation recordings, recipe C's windows; the mixes are built by `household.py build` (their
+spectrograms are cached in runs/probe-cache). A scratch tool for the experiment log, not a product path.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+import household as H  # noqa: E402
+from barkwatch.detection.events import TrackerSettings  # noqa: E402
+from barkwatch.model.barknet import BARKNETS, BarkNet  # noqa: E402
+from barkwatch.model.features import FeatureParams, Spectrogram  # noqa: E402
+from barkwatch.training.augment import augment, spec_augment  # noqa: E402
+from barkwatch.training.train import (TrainConfig, Windows, augmentation, read_clips,  # noqa: E402
+                                      split_groups)
+
+torch.set_flush_denormal(True)
+DATA = Path("../shared/data/barks-dev")
+CACHE = Path("runs/probe-cache")
+RATE = 22050
+
+
+def features() -> Spectrogram:
+    return Spectrogram(FeatureParams(normalisation="db"))
+
+
+def mix_cache(mix: Path):
+    """(window scores list from a loudness scan, spectrograms fp16 [N,1,128,44]) of every window of a mix."""
+    CACHE.mkdir(exist_ok=True, parents=True)
+    f = CACHE / (mix.name + ".pt")
+    if f.exists():
+        return torch.load(f, weights_only=False)
+    truth = H.read_truth(mix)
+    windows = H.score_mix(mix / truth["audio"], H.LoudnessModel(), 0.25)
+    import soundfile as sf
+    audio, _ = sf.read(str(mix / truth["audio"]), dtype="float32")
+    feats = features()
+    starts = [int(round(w.start_s * RATE)) for w in windows]
+    out = torch.empty(len(starts), 1, 128, 44, dtype=torch.float16)
+    with torch.no_grad():
+        for i in range(0, len(starts), 512):
+            chunk = torch.from_numpy(np.stack([audio[s:s + RATE] if len(audio[s:s + RATE]) == RATE else
+                                               np.pad(audio[s:s + RATE], (0, RATE - len(audio[s:s + RATE])))
+                                               for s in starts[i:i + 512]]))
+            out[i:i + 512] = feats(chunk).half()
+    torch.save((windows, out), f)
+    return windows, out
+
+
+def judge(mix: Path, net: torch.nn.Module, patience: int = 2, top: int = 0) -> dict:
+    windows, x = mix_cache(mix)
+    truth = H.read_truth(mix)
+    net.eval()
+    with torch.no_grad():
+        logits = torch.cat([net(x[i:i + 1024].float()) for i in range(0, len(x), 1024)])
+    scores = torch.sigmoid(logits).numpy()
+    ws = [dataclasses.replace(w, score=float(s) if w.level_dbfs >= -60 else 0.0) for w, s in zip(windows, scores)]
+    barks = [H.Bark(b["onset_s"], b["offset_s"], H.salience_of(truth, b["file"])) for b in truth["barks"]]
+    segments = [H.Segment(s["start_s"], s["end_s"], s["category"]) for s in truth["backgrounds"]]
+    hours = truth["duration_s"] / 3600
+    tracker = TrackerSettings(threshold=0.5, patience=patience)
+    points = H.sweep(ws, barks, segments, hours, H.thresholds_for([w.score for w in ws]), 1.0, tracker)
+    out = {}
+    for name, budget in (("2/h", 2.0), ("0.5/h", 0.5)):
+        p = H.best_point(points, budget)
+        out[name] = (round(p.recall, 3), round(p.recall_of("foreground"), 3), round(p.recall_of("background"), 3),
+                     round(float(np.median(p.delays_s)), 2) if p.delays_s else None, round(p.threshold, 4),
+                     p.false_alarms_by_category) if p else None
+    if top:
+        # the highest-scoring windows that hold no bark (not within a bark's zone), with their background
+        zone = np.zeros(len(ws), bool)
+        for b in truth["barks"]:
+            zone |= np.array([(w.end_s > b["start_s"]) and (w.start_s < b["end_s"]) for w in ws])
+        order = np.argsort(-scores)
+        seg_starts = [s.start_s for s in segments]
+        import bisect
+        shown = 0
+        for i in order:
+            if zone[i]:
+                continue
+            k = bisect.bisect_right(seg_starts, ws[i].start_s) - 1
+            print(f"  neg {ws[i].start_s:8.2f}s score {scores[i]:.4f} {truth['backgrounds'][k]['file']}")
+            shown += 1
+            if shown >= top:
+                break
+        # the barks' best window scores
+        best = []
+        for b in truth["barks"]:
+            m = [s for w, s in zip(ws, scores) if w.end_s > b["onset_s"] and w.start_s < b["offset_s"]]
+            best.append((max(m) if m else 0, b["file"], b["ratio_db"]))
+        best.sort()
+        for s, f, r in best[:top]:
+            print(f"  bark best {s:.4f} ratio {r:6.2f} {f}")
+    return out
+
+
+def load_training(cfg: TrainConfig):
+    clips, _ = read_clips(cfg)
+    splits = split_groups(clips, cfg.split, cfg.seed)
+    return Windows.of(splits["train"]), Windows.of(splits["val"]), splits
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--net", default="cnn")
+    ap.add_argument("--bark-snr", default=None)
+    ap.add_argument("--mix-snr", default="-15,20")
+    ap.add_argument("--scene", action="store_true")
+    ap.add_argument("--bg", default="-45,-15")
+    ap.add_argument("--ratio", default="-5,25")
+    ap.add_argument("--floor", default="-80,-50")
+    ap.add_argument("--speed", type=float, default=0.15)
+    ap.add_argument("--reverb", type=float, default=0.5)
+    ap.add_argument("--mixp", type=float, default=0.75)
+    ap.add_argument("--shift", type=float, default=0.0)
+    ap.add_argument("--no-aug", action="store_true")
+    ap.add_argument("--no-masks", action="store_true")
+    ap.add_argument("--dropout", type=float, default=None)
+    ap.add_argument("--wd", type=float, default=5e-4)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--active-db", type=float, default=6.0)
+    ap.add_argument("--windows", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save", type=Path)
+    ap.add_argument("--top", type=int, default=0)
+    ap.add_argument("--eval-every", type=int, default=5)
+    ap.add_argument("--mixes", default="runs/household-train60,runs/household-val120")
+    a = ap.parse_args()
+    pair = lambda s: tuple(float(v) for v in s.split(","))  # noqa: E731
+    excl = frozenset(H.read_holdout(Path("benchmarks/holdout.txt")) | H.read_holdout(Path("benchmarks/validation.txt")))
+    cfg = TrainConfig(positives=DATA / "dog", negatives=DATA / "other", out=Path("/dev/null"), window_s=1,
+                      objective="joint", normalisation="db", level_dbfs=(-50, -10), floor_dbfs=pair(a.floor), scene=a.scene,
+                      background_dbfs=pair(a.bg), bark_ratio_db=pair(a.ratio), mix_p=a.mixp,
+                      other_active_db=100, mix_snr_db=pair(a.mix_snr),
+                      bark_snr_db=pair(a.bark_snr) if a.bark_snr else None,
+                      max_windows_per_clip=a.windows, split=(0.85, 0.15, 0), speed=a.speed, reverb_p=a.reverb, shift_p=a.shift,
+                      spec_masks=not a.no_masks, lowpass_p=0.5, exclude_sources=excl, progress=False,
+                      active_db=a.active_db, seed=a.seed)
+    t = time.time()
+    train, val, _ = load_training(cfg)
+    print(f"windows: train {len(train.waves)} ({int(train.labels.sum())} bark), val {len(val.waves)}; "
+          f"read in {time.time() - t:.0f}s", flush=True)
+    torch.manual_seed(a.seed)
+    conf = BARKNETS[a.net]
+    if a.dropout is not None:
+        conf = dataclasses.replace(conf, dropout=a.dropout)
+    net = BarkNet(conf)
+    feats = features()
+    opt = torch.optim.Adam(net.parameters(), lr=a.lr, weight_decay=a.wd)
+    pos = float(train.labels.sum())
+    pos_weight = torch.tensor((len(train.labels) - pos) / pos)
+    aug = augmentation(cfg)
+    others = train.waves[train.labels == 0]
+    rng = torch.Generator().manual_seed(a.seed)
+    mixes = [Path(m) for m in a.mixes.split(",") if m]
+    for epoch in range(1, a.epochs + 1):
+        t = time.time()
+        net.train()
+        total = 0.0
+        for idx in torch.randperm(len(train.waves), generator=rng).split(a.batch):
+            if len(idx) < 2:
+                continue
+            w = train.waves[idx]
+            y = train.labels[idx]
+            if not a.no_aug:
+                w = augment(w, others, aug, rng, y)
+            with torch.no_grad():
+                x = feats(w)
+            if not a.no_aug and aug.spec_masks:
+                x = spec_augment(x, aug, rng)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), y, pos_weight=pos_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        msg = f"epoch {epoch} loss {total / len(train.waves):.4f} {time.time() - t:.0f}s"
+        if epoch % a.eval_every == 0 or epoch == a.epochs:
+            for m in mixes:
+                msg += f"\n  {m.name}: {judge(m, net, top=a.top if epoch == a.epochs else 0)}"
+        print(msg, flush=True)
+    if a.save:
+        torch.save(net.state_dict(), a.save)
+
+
+if __name__ == "__main__":
+    main()
