@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import DOGS, run_cli
+from helpers import DOGS, SAMPLES, run_cli
 
 
 def test_events_come_in_pairs_with_times_from_start(random_model, tmp_path):
@@ -162,3 +162,33 @@ def test_a_folder_is_scanned_recursively_with_a_line_per_file(random_model, tmp_
     assert lines[-1].startswith("all 2 files: 2 event(s)")
     result = run_cli("detect", str(tmp_path / "nothing"), "--model", str(random_model))
     assert result.returncode == 1 and "nothing: no audio files" in result.stderr
+
+
+def test_audacity_labels_and_raven_tables_hold_the_events(tmp_path):
+    # the default model on the example: five events, each a row in both tables at the JSON records' times
+    example = SAMPLES / "example.ogg"
+    result = run_cli("detect", str(example), "--events", "-", "-q", "--labels", str(tmp_path / "labels.txt"),
+                     "--raven", str(tmp_path / "raven.txt"))
+    assert result.returncode == 0, result.stderr
+    barks = [r for r in map(json.loads, result.stdout.splitlines()) if r["event"] == "bark"]
+    assert barks
+    labels = [line.split("\t") for line in (tmp_path / "labels.txt").read_text().splitlines()]
+    assert [float(x) for a, b, _ in labels for x in (a, b)] == pytest.approx(
+        [x for r in barks for x in (r["offset_s"], r["end_offset_s"])], abs=1e-3)
+    assert all(label.startswith("bark ") for _, _, label in labels)
+    table = list(csv.DictReader((tmp_path / "raven.txt").open(), delimiter="\t"))
+    assert [int(row["Selection"]) for row in table] == list(range(1, len(barks) + 1))
+    assert [float(row["Begin Time (s)"]) for row in table] == pytest.approx([r["offset_s"] for r in barks], abs=1e-3)
+    assert {row["Begin Path"] for row in table} == {str(example.resolve())}
+    assert {row["High Freq (Hz)"] for row in table} == {"11025"}
+
+
+def test_tables_of_several_files_are_one_per_file(random_model, tmp_path):
+    for name, src in (("morning.ogg", 0), ("evening.ogg", 1)):
+        shutil.copy(sorted(DOGS.glob("*.ogg"))[src], tmp_path / name)
+    out = tmp_path / "out"
+    result = run_cli("detect", str(tmp_path / "morning.ogg"), str(tmp_path / "evening.ogg"), "--model",
+                     str(random_model), "--threshold", "0", "--labels", str(out / "labels.txt"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["labels-evening.txt", "labels-morning.txt"]
+    assert all(len(p.read_text().splitlines()) == 1 for p in out.iterdir())  # threshold 0: one event each

@@ -25,6 +25,11 @@ def detect(
                                         "(with several files: one PNG each, named after the file)."),
     clips: Optional[Path] = typer.Option(None, "--clips", help="Cut each event (1 s either side) to a FLAC "
                                          "file in this folder."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Write the events as an Audacity label track "
+                                          "(start, end, label; with several files: one each, named after "
+                                          "the file)."),
+    raven: Optional[Path] = typer.Option(None, "--raven", help="Write the events as a Raven selection table "
+                                         "(with several files: one each, named after the file)."),
     threshold: Threshold = None,
     start: Optional[datetime] = typer.Option(None, "--start", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
                                                                        "%Y-%m-%d %H:%M:%S"],
@@ -96,6 +101,17 @@ def detect(
             if result.error:
                 failures += 1
                 typer.echo(f"barkwatch: error: {result.error}", err=True)
+            if not result.error and (labels is not None or raven is not None):
+                from ..detection.labels import audacity_labels, raven_selections, table_path
+                from ..files import write_atomic
+
+                several = len(paths) > 1
+                if labels is not None:
+                    write_atomic(table_path(labels, path, several), audacity_labels(result.events).encode())
+                if raven is not None:
+                    nyquist = detector.model.sample_rate / 2  # the model hears nothing above it
+                    write_atomic(table_path(raven, path, several),
+                                 raven_selections(result.events, path, nyquist).encode())
             if plot is not None and not result.error:
                 from ..detection.plot import plot_detection
 
