@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if missing := missing_programs():
         print(f"latency: needs {', '.join(missing)} (apt-get install pulseaudio pulseaudio-utils "
-              "libasound2-plugins, or scripts/setup)", file=sys.stderr)
+              "libasound2-plugins, or scripts/setup --tests)", file=sys.stderr)
         return 2
     if args.repeat < 1:
         parser.error("--repeat must be 1 or more")

@@ -460,7 +460,7 @@ def bench_latency(ctx: Context) -> dict:
     from vmic import missing_programs  # beside this script
 
     if missing := missing_programs():
-        return {"skipped": f"needs {', '.join(missing)} (scripts/setup installs them)"}
+        return {"skipped": f"needs {', '.join(missing)} (scripts/setup --tests installs them)"}
     repeat = ctx.runs(3, 1)
     out = ctx.scratch / "latency.json"
     progress("latency", f"samples/example.ogg played {repeat} time(s) into the virtual microphone")

@@ -11,7 +11,7 @@ PortAudio enumerates devices once, when ``sounddevice`` is imported: code that c
 subprocess started with ``env()`` after ``start()``; this process never sees the device.
 
 Needs ``pulseaudio``, ``pulseaudio-utils`` (pactl, paplay) and ``libasound2-plugins`` (the ALSA pulse PCM),
-all in ``scripts/setup``. The server is private: its own socket, cookie, runtime and home directories under
+all in ``scripts/setup --tests``. The server is private: its own socket, cookie, runtime and home directories under
 one state directory, no ``default.pa``, nothing probing hardware, dbus or X11.
 """
 
@@ -62,10 +62,10 @@ class VirtualMic:
         if self.state is not None:
             raise RuntimeError(f"virtual microphone already started in {self.state}; call stop() first")
         if missing := missing_programs():
-            raise RuntimeError(f"virtual microphone: {', '.join(missing)} not found: run scripts/setup")
+            raise RuntimeError(f"virtual microphone: {', '.join(missing)} not found: run scripts/setup --tests")
         if not glob.glob(ALSA_PULSE_PLUGIN):
             raise RuntimeError("virtual microphone: the ALSA pulse plugin is missing: install libasound2-plugins "
-                               "(or run scripts/setup)")
+                               "(or run scripts/setup --tests)")
         # Short on purpose: the socket's path must fit a unix socket address (108 bytes).
         self.state = Path(tempfile.mkdtemp(prefix="vmic", dir="/tmp"))
         for sub in ("runtime", "home"):

@@ -105,7 +105,7 @@ def vmic():
 
     if missing := missing_programs():
         pytest.skip(f"the virtual microphone needs {', '.join(missing)}: "
-                    "apt-get install pulseaudio pulseaudio-utils libasound2-plugins (or run scripts/setup)")
+                    "apt-get install pulseaudio pulseaudio-utils libasound2-plugins (or run scripts/setup --tests)")
     with VirtualMic(rate=22050, channels=1) as mic:
         yield mic
 

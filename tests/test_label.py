@@ -100,7 +100,7 @@ class Tmux:
 @pytest.fixture
 def tmux(tmp_path):
     if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed (apt-get install tmux, or run scripts/setup)")
+        pytest.skip("tmux is not installed (apt-get install tmux, or run scripts/setup --tests)")
     sessions: list[Tmux] = []
 
     def start(*args: str, env: dict[str, str] | None = None) -> Tmux:
