@@ -162,7 +162,10 @@ def test_barks_played_into_the_microphone_are_found_at_their_times_and_nothing_e
 
 def test_a_recording_without_barks_gives_no_event_and_ctrl_c_stops_it(vmic, listening, tmp_path):
     clip = concatenate(NOT_BARKS, tmp_path / "no-barks.wav")
-    listen = listening("-v")
+    # At the model's rate, as the test above and for the same reason: at 44,100 Hz the resamplers' round trip
+    # takes away the top bands and the default model scores this clock tick near its threshold (0.84 against
+    # 0.80 in one run), a matter of the model (docs/listening.md), not of the live loop checked here.
+    listen = listening("-v", "--samplerate", str(vmic.rate))
     player = vmic.play(clip)
     assert player.wait(timeout=60) == 0, player.stderr.read()
     code, _ = listen.stop(signal.SIGINT)
