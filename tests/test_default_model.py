@@ -18,18 +18,25 @@ def test_default_model_is_small_and_complete():
     assert meta["training"]["excluded_sources"] > 0  # the household benchmark's recordings were held out
 
 
-def test_default_model_finds_each_bark_of_the_example_and_nothing_else():
-    truth = json.loads((SAMPLES / "example.json").read_text())
-    result = run_cli("detect", str(SAMPLES / "example.ogg"), "--events", "-", "-q")  # no --model: the default
+def _example_barks(*model: str) -> tuple[list[dict], list[dict]]:
+    """The example's true barks and a model's bark events on it, both in time order (no ``model``: the
+    default)."""
+    truth = sorted(json.loads((SAMPLES / "example.json").read_text())["barks"], key=lambda b: b["onset_s"])
+    result = run_cli("detect", str(SAMPLES / "example.ogg"), *model, "--events", "-", "-q")
     assert result.returncode == 0, result.stderr
-    events = [json.loads(line) for line in result.stdout.splitlines()]
-    barks = [e for e in events if e["event"] == "bark"]
-    assert len(barks) == len(truth["barks"])
-    for bark, event in zip(sorted(truth["barks"], key=lambda b: b["onset_s"]), barks):
+    barks = [e for e in map(json.loads, result.stdout.splitlines()) if e["event"] == "bark"]
+    assert len(barks) == len(truth)
+    for bark, event in zip(truth, barks):
         # Found within 0.5 s: the event starts no later than 0.5 s after the bark does, and no earlier than
         # one window (1 s) before it, since a window is marked once it holds enough of the bark.
         assert bark["onset_s"] - 1.0 <= event["offset_s"] <= bark["onset_s"] + 0.5, (bark, event)
         assert event["end_offset_s"] >= bark["offset_s"] - 0.5
+    return truth, barks
+
+
+def test_default_model_finds_each_bark_of_the_example_and_nothing_else():
+    truth, barks = _example_barks()
+    for bark, event in zip(truth, barks):
         assert event["detected_offset_s"] - bark["onset_s"] <= 1.5
 
 
@@ -38,11 +45,4 @@ def test_the_quiet_model_finds_each_bark_of_the_example_and_nothing_else():
     meta = modelfile.read_metadata(quiet)
     assert meta["bark_net"]["name"] == "cnn" and meta["calibration"]["budget_per_hour"] == 1.0
     assert meta["training"]["excluded_sources"] > 0  # the test and validation recordings were held out
-    truth = sorted(json.loads((SAMPLES / "example.json").read_text())["barks"], key=lambda b: b["onset_s"])
-    result = run_cli("detect", str(SAMPLES / "example.ogg"), "--model", str(quiet), "--events", "-", "-q")
-    assert result.returncode == 0, result.stderr
-    barks = [e for e in map(json.loads, result.stdout.splitlines()) if e["event"] == "bark"]
-    assert len(barks) == len(truth)
-    for bark, event in zip(truth, barks):
-        assert bark["onset_s"] - 1.0 <= event["offset_s"] <= bark["onset_s"] + 0.5, (bark, event)
-        assert event["end_offset_s"] >= bark["offset_s"] - 0.5
+    _example_barks("--model", str(quiet))

@@ -72,6 +72,12 @@ def detect(
             paths += found
         else:
             paths.append(given_path)  # a missing file is named when its turn comes; the others are scanned
+
+    def per_file(given: Path, audio: Path) -> Path:
+        """An output named once for all inputs: ``given`` itself with one input, else ``given``'s name with
+        the input's stem added (``labels.txt`` -> ``labels-morning.txt``)."""
+        return given if len(paths) == 1 else given.with_name(f"{given.stem}-{audio.stem}{given.suffix}")
+
     try:
         log = EventFile(events) if events else None
         score_file = open(scores, "w", newline="") if scores else None
@@ -102,21 +108,18 @@ def detect(
                 failures += 1
                 typer.echo(f"barkwatch: error: {result.error}", err=True)
             if not result.error and (labels is not None or raven is not None):
-                from ..detection.labels import audacity_labels, raven_selections, table_path
+                from ..detection.labels import audacity_labels, raven_selections
                 from ..files import write_atomic
 
-                several = len(paths) > 1
                 if labels is not None:
-                    write_atomic(table_path(labels, path, several), audacity_labels(result.events).encode())
+                    write_atomic(per_file(labels, path), audacity_labels(result.events).encode())
                 if raven is not None:
                     nyquist = detector.model.sample_rate / 2  # the model hears nothing above it
-                    write_atomic(table_path(raven, path, several),
-                                 raven_selections(result.events, path, nyquist).encode())
+                    write_atomic(per_file(raven, path), raven_selections(result.events, path, nyquist).encode())
             if plot is not None and not result.error:
                 from ..detection.plot import plot_detection
 
-                target = plot if len(paths) == 1 else plot.with_name(f"{plot.stem}-{path.stem}{plot.suffix}")
-                plot_detection(path, heard, result.events, detector.threshold, target)
+                plot_detection(path, heard, result.events, detector.threshold, per_file(plot, path))
             if not result.error and not quiet:
                 print(f"{path}: {len(result.events)} event(s), {result.bark_seconds:.1f} s of barking, longest "
                       f"{result.longest_s:.1f} s, in {result.duration_s:.1f} s of audio "

@@ -30,8 +30,3 @@ def raven_selections(events: Sequence[Event], audio: Path, high_hz: float) -> st
                                f"{high_hz:g}", "bark", f"{e.peak_score:.4f}", str(audio.resolve()), f"{e.start_s:.6f}"]))
     return "\n".join(rows) + "\n"
 
-
-def table_path(given: Path, audio: Path, several: bool) -> Path:
-    """Where one recording's table goes: ``given`` itself, or with several recordings ``given``'s name with
-    the recording's stem added (``labels.txt`` -> ``labels-morning.txt``)."""
-    return given.with_name(f"{given.stem}-{audio.stem}{given.suffix}") if several else given

@@ -148,12 +148,11 @@ def place_in_scene(waves: torch.Tensor, others: torch.Tensor, barks: torch.Tenso
     (``barks`` true) is scaled so its loudest 23 ms frame stands ``aug.bark_ratio_db`` above the RMS of what is
     under it, and never below ``aug.min_bark_dbfs``; any other window is itself a background sound at a level
     from ``aug.background_dbfs``. The sum is kept below full scale."""
-    n, samples = waves.shape
+    n = len(waves)
     if n == 0:
         return waves
     device = waves.device
-    floor_db = _uniform(n, aug.floor_dbfs or (-70.0, -55.0), generator, device)
-    under = 10.0 ** (floor_db / 20.0)[:, None] * pink_noise(n, samples, generator, device)
+    under = add_noise_floor(torch.zeros_like(waves), aug.floor_dbfs or (-70.0, -55.0), generator)
     if len(others):
         chosen = others[torch.randint(len(others), (n,), generator=generator).to(others.device)].to(device)
         level = 10.0 ** (_uniform(n, aug.background_dbfs, generator, device) / 20.0)
@@ -278,7 +277,8 @@ def spec_augment(x: torch.Tensor, aug: Augmentation, generator: torch.Generator)
 def augment(waves: torch.Tensor, others: torch.Tensor, aug: Augmentation, generator: torch.Generator,
             labels: torch.Tensor | None = None) -> torch.Tensor:
     """The waveform steps in order: shift, speed, mix into other sounds, room, low-pass, colour, level, noise
-    floor; with ``aug.scene`` the mixing, level and floor are ``place_in_scene``, last. ``labels`` (1 bark, 0 other) are needed only for ``aug.bark_snr_db``."""
+    floor; with ``aug.scene`` the mixing, level and floor are ``place_in_scene``, last. ``labels`` (1 bark,
+    0 other) are needed only for ``aug.bark_snr_db`` and ``aug.scene``."""
     if aug.shift_p > 0:
         waves = shift_in_time(waves, aug.shift_p, generator)
     if aug.speed > 0:
