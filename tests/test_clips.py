@@ -185,14 +185,14 @@ def test_a_full_disk_skips_clips_with_one_warning_and_recovers(tiny_fs, caplog):
 
 def test_feed_start_and_end_never_wait_for_encoding_or_the_disk(tmp_path, monkeypatch):
     threads = []
-    encode = clips.encode
+    encode = clips.encode_in_child
 
     def slow_encode(*args):
         threads.append(threading.current_thread().name)
         time.sleep(0.5)
         return encode(*args)
 
-    monkeypatch.setattr(clips, "encode", slow_encode)
+    monkeypatch.setattr(clips, "encode_in_child", slow_encode)
     signal = chirp(10)
     recorder = ClipRecorder(tmp_path, settings(), RATE)
     feed(recorder, signal, 0, 4)
@@ -213,6 +213,44 @@ def test_clip_path_and_settings_checks(tmp_path):
         tmp_path / "2026-10-25" / "023000____x.ogg"
     with pytest.raises(ValueError, match="clips.format must be flac or ogg"):
         ClipRecorder(tmp_path, settings(format="mp3"), RATE)
+
+
+# libsndfile 1.2.2's Vorbis encoder handed a long clip in one call: a real segmentation fault (as before clips
+# were encoded a second at a time), as the encoder command ``encoder FORMAT SAMPLERATE`` with float32 on stdin.
+CRASHING_ENCODER = (sys.executable, "-c", "import io, sys, numpy as np, soundfile as sf\n"
+                    "a = np.frombuffer(sys.stdin.buffer.read(), '<f4'); out = io.BytesIO()\n"
+                    "with sf.SoundFile(out, 'w', int(sys.argv[2]), 1, format='OGG', subtype='VORBIS') as f:\n"
+                    "    f.write(a)\n"
+                    "sys.stdout.buffer.write(out.getvalue())\n")
+
+
+def test_an_encoder_that_crashes_loses_that_clip_only_and_the_next_one_is_written(tmp_path, caplog):
+    rate = 48000
+    recorder = ClipRecorder(tmp_path, settings(format="ogg", pre_roll_s=0, post_roll_s=0), rate,
+                            encoder=CRASHING_ENCODER)
+    noise = (np.random.default_rng(0).standard_normal(64 * rate) * 0.1).astype(np.float32)
+    seconds = iter(range(64))
+
+    def feed_until(to_s: int) -> None:
+        for second in seconds:
+            recorder.feed(noise[second * rate:(second + 1) * rate], second)
+            if second + 1 == to_s:
+                return
+
+    feed_until(2)
+    long = recorder.start(record("bark_start", "long", 1.0, 61.0))
+    feed_until(62)
+    recorder.end(record("bark", "long", 1.0, 61.0))  # 60 s at 48 kHz: the crash
+    short = recorder.start(record("bark_start", "short", 62.0, 63.0, start="2026-03-29T03:01:02.000+02:00"))
+    feed_until(64)
+    recorder.end(record("bark", "short", 62.0, 63.0))
+    with caplog.at_level(logging.WARNING):
+        assert recorder.close(timeout=120)
+    assert not long.exists()
+    assert sf.info(str(short)).duration == pytest.approx(1.0)
+    assert recorder.stats == clips.ClipStats(written=1, skipped=1, deleted=0)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{long}: clip not written: the ogg encoder crashed (SIGSEGV); listening goes on"]
 
 
 @pytest.mark.parametrize("fmt", sorted(clips.FORMATS))

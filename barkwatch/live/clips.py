@@ -2,8 +2,10 @@
 thread of their own and kept within a size and age quota.
 
 ``ClipRecorder`` runs beside the listener: ``feed`` (every block, on the worker thread) only copies samples;
-``start`` and ``end`` (on the ``bark_start`` and ``bark`` records) only mark times. Encoding and disk I/O
-happen on the recorder's writer thread, so a slow card or a full disk never delays detection. Clips go to
+``start`` and ``end`` (on the ``bark_start`` and ``bark`` records) only mark times. Disk I/O happens on the
+recorder's writer thread, so a slow card or a full disk never delays detection, and the encoder runs in a
+child process of its own (``python -m barkwatch.live.clips``), so an encoder that crashes (libsndfile's
+Vorbis encoder has segfaulted on long clips) loses that clip, never the listening process. Clips go to
 ``<clips_dir>/<YYYY-MM-DD>/<HHMMSS>_<id>.<flac|ogg>``, from the event's local start.
 """
 
@@ -15,6 +17,9 @@ import math
 import os
 import queue
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -37,6 +42,8 @@ MAX_CLIP_S = 120.0  # longer events get the first this-many seconds of audio
 HISTORY_MARGIN_S = 30.0  # history kept beyond the pre-roll: a record comes a window or more after its start
 QUEUE_MAX = 8  # clips waiting for the writer (a hung disk); past this a clip is skipped, so memory stays bounded
 STALE_PART_S = 3600.0  # a .part file this old was left by a crash
+ENCODE_TIMEOUT_S = 300.0  # a hung encoder is killed after this; two minutes of audio encode in about a second
+ENCODER = (sys.executable, "-m", "barkwatch.live.clips")  # + FORMAT SAMPLERATE: float32 in, the file out
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -59,6 +66,45 @@ def encode(audio: np.ndarray, samplerate: int, fmt: str) -> bytes:
         for first in range(0, len(audio), samplerate):
             f.write(np.clip(audio[first : first + samplerate], -1.0, 1.0))
     return out.getvalue()
+
+
+class EncoderError(Exception):
+    """The encoder process failed or crashed; the message says how."""
+
+
+def encode_in_child(audio: np.ndarray, samplerate: int, fmt: str, encoder: tuple[str, ...] = ENCODER,
+                    timeout_s: float = ENCODE_TIMEOUT_S) -> bytes:
+    """``encode`` in a child process (``encoder FORMAT SAMPLERATE``: little-endian float32 samples on its
+    stdin, the file's bytes on its stdout), so that a crash in a native encoder ends that process only."""
+    command = [*encoder, fmt, str(int(samplerate))]
+    try:
+        done = subprocess.run(command, input=np.asarray(audio, "<f4").tobytes(), capture_output=True,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise EncoderError(f"the {fmt} encoder took more than {timeout_s:g} s and was stopped") from None
+    if done.returncode < 0:
+        try:
+            how = signal.Signals(-done.returncode).name
+        except ValueError:
+            how = f"signal {-done.returncode}"
+        raise EncoderError(f"the {fmt} encoder crashed ({how})")
+    if done.returncode != 0 or not done.stdout:
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        raise EncoderError(f"the {fmt} encoder failed (exit {done.returncode}"
+                           + (f": {lines[-1]}" if lines else "") + ")")
+    return done.stdout
+
+
+def _encoder_main(argv: list[str]) -> int:
+    """The child's side of ``encode_in_child``."""
+    if len(argv) != 2 or argv[0] not in FORMATS or not argv[1].isdigit():
+        print(f"usage: python -m barkwatch.live.clips {{{'|'.join(FORMATS)}}} SAMPLERATE < float32 samples",
+              file=sys.stderr)
+        return 2
+    audio = np.frombuffer(sys.stdin.buffer.read(), "<f4")
+    sys.stdout.buffer.write(encode(audio, int(argv[1]), argv[0]))
+    sys.stdout.buffer.flush()
+    return 0
 
 
 @dataclass(frozen=True)
@@ -131,7 +177,7 @@ class ClipRecorder:
 
     def __init__(self, clips_dir: str | os.PathLike, settings: ClipsConfig, samplerate: int,
                  now: Callable[[], float] = time.time, *, max_clip_s: float = MAX_CLIP_S,
-                 history_margin_s: float = HISTORY_MARGIN_S):
+                 history_margin_s: float = HISTORY_MARGIN_S, encoder: tuple[str, ...] = ENCODER):
         if settings.format not in FORMATS:
             raise ValueError(f"clips.format must be {' or '.join(FORMATS)}, got {settings.format!r}")
         for name in ("pre_roll_s", "post_roll_s", "max_age_days"):
@@ -146,6 +192,7 @@ class ClipRecorder:
         self.settings = settings
         self.samplerate = int(samplerate)
         self._now = now
+        self._encoder = tuple(encoder)
         self._max_clip = int(round(max_clip_s * self.samplerate))
         self._ring = np.zeros(math.ceil((settings.pre_roll_s + history_margin_s) * self.samplerate),
                               np.float32)
@@ -302,8 +349,14 @@ class ClipRecorder:
             return
         audio = np.concatenate(job.chunks)[:job.frames]
         try:
-            write_atomic(job.path, encode(audio, self.samplerate, self.settings.format))
-        except (OSError, RuntimeError, ValueError) as e:  # libsndfile's errors are RuntimeErrors
+            data = encode_in_child(audio, self.samplerate, self.settings.format, self._encoder)
+        except (EncoderError, OSError) as e:  # OSError: the child could not be started (out of memory?)
+            self._count(skipped=1)
+            log.warning("%s: clip not written: %s; listening goes on", job.path, e)
+            return
+        try:
+            write_atomic(job.path, data)
+        except OSError as e:
             self._count(skipped=1)
             if not self._failing:
                 reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
@@ -381,3 +434,7 @@ class ClipRecorder:
         with self._stats_lock:
             s = self._stats
             self._stats = replace(s, **{k: getattr(s, k) + v for k, v in changes.items()})
+
+
+if __name__ == "__main__":
+    sys.exit(_encoder_main(sys.argv[1:]))
