@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from barkwatch import cli
 from barkwatch.live import devices as devices_module
-from barkwatch.live.devices import (DeviceError, FileSource, InputDevice, format_table, inputs_from, list_inputs,
-                               query_portaudio, resolve, why_no_inputs)
+from barkwatch.live.devices import (DeviceError, FileSource, InputDevice, NetworkSource, format_table, inputs_from,
+                                    list_inputs, query_portaudio, resolve, why_no_inputs)
 
 from helpers import REPO
 
@@ -184,6 +184,17 @@ def test_file_source_must_exist(tmp_path, desktop):
     assert error(f"file:{missing}", desktop) == f"file:{missing}: no such file"
     assert error(f"file:{tmp_path}", desktop) == f"file:{tmp_path}: is not a file"
     assert "needs a path" in error("file:", desktop)
+
+
+def test_a_url_is_a_network_stream_read_through_ffmpeg(desktop):
+    ffmpeg = lambda name: "/usr/bin/ffmpeg"  # noqa: E731
+    for url in ("rtsp://admin:pw@192.168.1.20:554/stream1", "http://pi.local:8000/mic.ogg", "https://x/y",
+                "srt://10.0.0.2:9000", "udp://@239.0.0.1:1234"):
+        assert resolve(url, desktop, which=ffmpeg) == NetworkSource(url)
+    assert resolve("default", desktop, which=ffmpeg).name == "default"  # names are never URLs
+    with pytest.raises(DeviceError) as e:
+        resolve("rtsp://cam/1", desktop, which=lambda name: None)
+    assert str(e.value) == "rtsp:// streams are read through ffmpeg, which is not installed: sudo apt install ffmpeg"
 
 
 def test_not_found_names_the_spec_and_lists_every_input_on_one_line(desktop):

@@ -47,7 +47,8 @@ def listen(
     """Listen to a microphone and report each bark as it happens, until Ctrl-C or SIGTERM (exit code 0).
 
     Settings come from the flags, BARKWATCH_* variables, the config file and the defaults, in that order
-    (`barkwatch config` shows the result). A lost device is reopened with backoff until it is back. A file:
+    (`barkwatch config` shows the result). A lost device is reopened with backoff until it is back, and so is
+    a network stream (--device rtsp://..., http://...: a camera's audio, read through ffmpeg). A file:
     source ends with the file. SIGHUP reloads the configuration without stopping.
     """
     if quiet and verbose:
@@ -60,13 +61,15 @@ def listen(
     loaded_config = load_config(config_file, flags)
     cfg = loaded_config.config
     from ..config import load_config as reload_config
-    from ..live.devices import FileSource
+    from ..live.devices import FileSource, NetworkSource
     from ..service.run import run_listen
 
     setup_logging(quiet, cfg.logging.level)
     source = resolve_source(cfg.audio.device)
     if isinstance(source, FileSource) and cfg.audio.samplerate is not None:
         fail("--samplerate applies to microphones: a file: source plays at its own rate")
+    if isinstance(source, NetworkSource) and cfg.audio.channel is not None:
+        fail("--channel (audio.channel) applies to microphones: a stream's channels are mixed to mono")
     detector = detector_from_config(cfg)
     code = run_listen(loaded_config, source, detector, reload=lambda: reload_config(config_file, flags=flags),
                       events=events, verbose=verbose, quiet=quiet)

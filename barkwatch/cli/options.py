@@ -43,8 +43,9 @@ ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="Configurat
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing but errors and the result.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Device = Annotated[Optional[str], typer.Option("--device", help="Input to listen to: an index, an exact name, "
-                                               "hw:N[,M], a unique part of a name, default, or file:PATH (a "
-                                               "recording played in real time). See `barkwatch devices`.")]
+                                               "hw:N[,M], a unique part of a name, default, file:PATH (a "
+                                               "recording played in real time), or a stream URL (rtsp://, "
+                                               "http(s)://: read through ffmpeg). See `barkwatch devices`.")]
 Since = Annotated[Optional[str], typer.Option("--since", help="From this time: 2h, 30m, 7d, today, yesterday, "
                                               "2026-11-25 or 2026-11-25T08:00.")]
 Until = Annotated[Optional[str], typer.Option("--until", help="Up to this time (same forms).")]
@@ -127,10 +128,10 @@ def audio_paths(flag: str, given: List[Path]) -> list[Path]:
 
 def resolve_source(spec: str):
     """The input ``--device`` (or ``audio.device``) names, or exit 2 naming it and listing the inputs."""
-    from ..live.devices import DeviceError, list_inputs, resolve
+    from ..live.devices import DeviceError, is_network, list_inputs, resolve
 
     try:
-        return resolve(spec, [] if spec.startswith("file:") else list_inputs())
+        return resolve(spec, [] if spec.startswith("file:") or is_network(spec) else list_inputs())
     except DeviceError as e:
         fail(str(e))
 

@@ -1,7 +1,8 @@
-"""Live audio in: a microphone (PortAudio through sounddevice) or a file played in real time, into a ring.
+"""Live audio in: a microphone (PortAudio through sounddevice), a network stream (decoded by an ffmpeg child
+process) or a file played in real time, into a ring.
 
-Two threads meet here. The producer, PortAudio's callback thread for a microphone or a player thread for a
-file, only copies blocks into a ``RingBuffer``; the consumer (the engine's loop) takes them out with
+Two threads meet here. The producer, PortAudio's callback thread for a microphone, a reader thread for a
+stream or a player thread for a file, only copies blocks into a ``RingBuffer``; the consumer (the engine's loop) takes them out with
 ``read``. The producer never waits on the consumer: when the consumer falls behind by more than the ring
 holds, the oldest audio is dropped and counted, because a live detector wants what is happening now.
 
@@ -11,10 +12,13 @@ No torch here, and sounddevice is imported only when a microphone is opened, so 
 from __future__ import annotations
 
 import re
+import subprocess
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -394,6 +398,148 @@ class FilePlayer:
             self._ring.close()  # first, so whoever sees ``finished`` finds the ring closed
             if played_out:
                 self._finished.set()
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (camera URLs carry them), for logs and records."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def ffmpeg_command(url: str, samplerate: int, ffmpeg: str = "ffmpeg") -> list[str]:
+    """The ffmpeg command that decodes ``url``'s first audio stream, its channels mixed to mono, to float32 at
+    ``samplerate`` on its stdout."""
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
+    if url.startswith(("rtsp://", "rtsps://")):
+        command += ["-rtsp_transport", "tcp"]  # UDP is lost behind NAT and firewalls, and loses packets
+    return command + ["-i", url, "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(samplerate), "-c:a", "pcm_f32le",
+                      "-f", "f32le", "pipe:1"]
+
+
+class StreamSource:
+    """A network stream (``--device rtsp://...``, ``http(s)://...``, anything ffmpeg opens) as a microphone.
+
+    ``start`` runs ``ffmpeg_command`` as a child process; a reader thread copies what it writes into the ring
+    as ``[frames, 1]`` blocks of ``blocksize``. When ffmpeg exits (the stream ended, the connection broke, it
+    could not connect) the ring is closed, ``ended`` is set and ``error`` holds ffmpeg's last line; open a new
+    ``StreamSource`` to try again. ``wait_audio`` waits for the first block, or for ffmpeg to give up.
+    """
+
+    def __init__(self, url: str, samplerate: int = 22050, blocksize: int = DEFAULT_BLOCKSIZE,
+                 buffer_s: float = DEFAULT_BUFFER_S, ffmpeg: str = "ffmpeg"):
+        self.url = url
+        self.name = redact_url(url)
+        self.blocksize = blocksize
+        self._rate = int(samplerate)
+        self._command = ffmpeg_command(url, self._rate, ffmpeg)
+        self._ring = RingBuffer(max(int(self._rate * buffer_s), blocksize), 1)
+        self._process: subprocess.Popen | None = None
+        self._stderr: deque[str] = deque(maxlen=5)
+        self._audio = threading.Event()  # the first block came
+        self._reader: threading.Thread | None = None
+        self._stderr_reader: threading.Thread | None = None
+        self.reason: str | None = None  # once ended: ffmpeg's last line (or its exit status)
+        self.error: str | None = None
+
+    @property
+    def samplerate(self) -> int:
+        return self._rate
+
+    @property
+    def channels(self) -> int:
+        return 1
+
+    @property
+    def overruns(self) -> int:
+        return self._ring.overruns
+
+    @property
+    def dropped_frames(self) -> int:
+        return self._ring.dropped_frames
+
+    @property
+    def ended(self) -> bool:
+        return self._ring.closed
+
+    def start(self) -> None:
+        try:
+            self._process = subprocess.Popen(self._command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE)
+        except OSError as e:
+            self._ring.close()
+            raise CaptureError(f"{self.name}: cannot start ffmpeg ({e.strerror or e}): network streams are read "
+                               "through ffmpeg; install it (sudo apt install ffmpeg)") from e
+        self._stderr_reader = threading.Thread(target=self._read_stderr, name="barkwatch ffmpeg log", daemon=True)
+        self._stderr_reader.start()
+        self._reader = threading.Thread(target=self._read, name="barkwatch stream", daemon=True)
+        self._reader.start()
+
+    def wait_audio(self, timeout: float | None = None) -> bool:
+        """Wait until the first audio came (True) or ffmpeg ended without any, or ``timeout`` passed (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._audio.is_set() and not self._ring.closed:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            self._audio.wait(0.05)
+        return self._audio.is_set()
+
+    def stop(self) -> None:
+        """Stop ffmpeg (SIGTERM, then SIGKILL after 2 s) and the reader; what came stays readable."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(2.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for thread in (self._reader, self._stderr_reader):
+            if thread is not None and thread.is_alive():
+                thread.join(2.0)
+        self._ring.close()
+
+    def read(self, timeout: float | None = None) -> np.ndarray:
+        return self._ring.read(timeout=timeout)
+
+    def read_indexed(self, timeout: float | None = None, min_frames: int = 1) -> tuple[int, np.ndarray]:
+        return self._ring.read_indexed(timeout=timeout, min_frames=min_frames)
+
+    def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        out = self._process.stdout
+        size = self.blocksize * 4
+        pending = b""
+        try:
+            while True:
+                data = out.read1(size - len(pending)) if hasattr(out, "read1") else out.read(size - len(pending))
+                if not data:
+                    break
+                pending += data
+                if len(pending) == size:  # whole blocks only: a float32 never splits across two
+                    self._ring.write(np.frombuffer(pending, "<f4").reshape(-1, 1).copy())
+                    self._audio.set()
+                    pending = b""
+        finally:
+            code = self._process.wait()
+            if self._stderr_reader is not None:
+                self._stderr_reader.join(2.0)
+            self.reason = self._stderr[-1] if self._stderr else f"ffmpeg exited with status {code}"
+            self.error = f"{self.name}: the stream ended ({self.reason})"
+            self._ring.close()
+
+    def _read_stderr(self) -> None:
+        assert self._process is not None and self._process.stderr is not None
+        password = urlsplit(self.url).password
+        for line in self._process.stderr:
+            text = line.decode(errors="replace").strip().replace(self.url, self.name)
+            if password:
+                text = text.replace(f":{password}@", ":***@")
+            text = text.removeprefix(self.name + ": ")  # ffmpeg starts its lines with the URL
+            if text:
+                self._stderr.append(text)
 
 
 def refresh_portaudio() -> None:

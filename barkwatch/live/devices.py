@@ -6,6 +6,8 @@ tests, which resolve against recorded lists) runs without PortAudio.
 ``--device`` accepts, tried in this order:
 
 - ``file:PATH``: a recording played through the capture path (demos, tests); the file must exist.
+- a URL (``rtsp://``, ``http://``, ``https://``, ``rtmp://``, ``srt://``, ``udp://``, ...): a network stream
+  (a camera's audio, another machine's microphone), read through ffmpeg, which must be installed.
 - ``default``: PortAudio's default input (what ``sounddevice.InputStream()`` opens with no device).
 - an integer: the device with that PortAudio index, which must have input channels.
 - an exact name, case-sensitive, then case-insensitive.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -45,6 +48,13 @@ class FileSource:
     path: Path
 
 
+@dataclass(frozen=True)
+class NetworkSource:
+    """A network stream read through ffmpeg instead of a microphone (``--device rtsp://...``)."""
+
+    url: str
+
+
 # What PortAudio reports: query_devices(), query_hostapis(), and the default input's index (-1: none).
 Snapshot = tuple[Sequence[Mapping], Sequence[Mapping], int]
 
@@ -52,6 +62,7 @@ Snapshot = tuple[Sequence[Mapping], Sequence[Mapping], int]
 _ALSA_NAME_ID = re.compile(r"\(hw:(\d+),(\d+)\)")
 _ALSA_SPEC = re.compile(r"hw:(\d+)(?:,(\d+))?")
 _INDEX_SPEC = re.compile(r"-?[0-9]+")
+_URL_SPEC = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
 
 
 def inputs_from(devices: Sequence[Mapping], hostapis: Sequence[Mapping], default_input: int) -> list[InputDevice]:
@@ -97,11 +108,23 @@ def list_inputs(query: Callable[[], Snapshot] | None = None) -> list[InputDevice
     return inputs_from(*(query or query_portaudio)())
 
 
-def resolve(spec: str, inputs: Sequence[InputDevice]) -> InputDevice | FileSource:
+def is_network(spec: str) -> bool:
+    """Whether ``--device`` names a network stream (a URL) rather than a microphone or a file."""
+    return bool(_URL_SPEC.fullmatch(spec))
+
+
+def resolve(spec: str, inputs: Sequence[InputDevice],
+            which: Callable[[str], str | None] = shutil.which) -> InputDevice | FileSource | NetworkSource:
     """The input that ``spec`` names (the rules are in this module's docstring). Raises ``DeviceError`` with
-    one line naming ``spec`` and listing the inputs when nothing or several inputs match."""
+    one line naming ``spec`` and listing the inputs when nothing or several inputs match, or for a URL when
+    ``which`` finds no ffmpeg."""
     if spec.startswith("file:"):
         return _file_source(spec)
+    if is_network(spec):
+        if which("ffmpeg") is None:
+            raise DeviceError(f"{spec.split('://')[0]}:// streams are read through ffmpeg, which is not installed: "
+                              "sudo apt install ffmpeg")
+        return NetworkSource(spec)
     if spec == "default":
         chosen = [d for d in inputs if d.is_default]
         if not chosen:

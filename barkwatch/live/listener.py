@@ -34,8 +34,8 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 
 from .capture import (DEFAULT_BLOCKSIZE, DEFAULT_BUFFER_S, AudioSource, CaptureError, FilePlayer,
-                      MicrophoneSource, refresh_portaudio)
-from .devices import DeviceError, FileSource, InputDevice, list_inputs, resolve
+                      MicrophoneSource, StreamSource, redact_url, refresh_portaudio)
+from .devices import DeviceError, FileSource, InputDevice, NetworkSource, list_inputs, resolve
 from ..config import AudioConfig
 from ..detection.detector import Detector
 from ..detection.engine import Engine
@@ -51,6 +51,9 @@ READ_TIMEOUT_S = 0.3  # the worker checks for stop, the watchdog and the status 
 STOP_BUDGET_S = 1.5  # after stop: at most this long to close the stream and score the audio in flight
 RESYNC_S = 1.0  # audio time this far from the wall clock is put right (see Listener._resync)
 OVERRUN_WARNING_EVERY_S = 60.0
+STREAM_SAMPLERATE = 22050  # a network stream is decoded at the models' rate: ffmpeg resamples it once
+STREAM_CONNECT_TIMEOUT_S = 10.0  # an open waits this long for a stream's first audio
+STREAM_RESYNC_S = 5.0  # a network stream's audio comes in bursts (buffering, jitter): RESYNC_S for streams
 
 
 class ListenError(Exception):
@@ -176,6 +179,38 @@ class FileOpener:
 
     def describe(self, source: AudioSource) -> str:
         return f"{self.path} played in real time at {source.samplerate:,} Hz, {source.channels} channel(s)"
+
+
+class StreamOpener:
+    """``--device rtsp://...`` (any URL ffmpeg opens): the stream decoded by ffmpeg, reopened with backoff like
+    a microphone when it ends or breaks. An open succeeds once audio comes; ffmpeg giving up first (refused,
+    not found, no audio stream) is a failed attempt naming ffmpeg's reason. Its name, in logs and records,
+    hides any password in the URL."""
+
+    reconnects = True
+    resync_s = STREAM_RESYNC_S
+
+    def __init__(self, url: str, samplerate: int | None = None, connect_timeout_s: float = STREAM_CONNECT_TIMEOUT_S, blocksize: int = DEFAULT_BLOCKSIZE,
+                 buffer_s: float = DEFAULT_BUFFER_S):
+        self.url = url
+        self.name = redact_url(url)
+        self.samplerate = int(samplerate or STREAM_SAMPLERATE)
+        self.connect_timeout_s = connect_timeout_s
+        self.blocksize = blocksize
+        self.buffer_s = buffer_s
+
+    def open(self, again: bool) -> StreamSource:
+        source = StreamSource(self.url, self.samplerate, blocksize=self.blocksize,
+                              buffer_s=self.buffer_s)
+        source.start()
+        if not source.wait_audio(self.connect_timeout_s) and source.ended:
+            source.stop()
+            raise CaptureError(f"{self.name}: cannot open the stream ({source.reason}); check the URL, and that "
+                               "the camera or server is up and reachable from here")
+        return source  # no audio yet but ffmpeg still trying: the listener's no-audio watchdog takes over
+
+    def describe(self, source: AudioSource) -> str:
+        return f"{self.name} through ffmpeg at {source.samplerate:,} Hz"
 
 
 # What the listener counts
@@ -419,7 +454,7 @@ class Listener:
                                   else getattr(source, "error", None))
                     return
                 source = self._source = self._reconnect(source, f"no audio for {self.stall_s:g} s" if stalled
-                                                        else "the stream failed")
+                                                        else _reason(source))
                 if source is None:
                     return
                 stream, quiet_since = None, time.monotonic()
@@ -467,19 +502,20 @@ class Listener:
         """Keep the sample count within ``RESYNC_S`` of the wall clock.
 
         Right after a read, the stream's newest sample is about ``now``. Audio behind the clock by more than
-        ``RESYNC_S`` means the device paused or PortAudio lost audio without counting it: as much silence goes
+        ``RESYNC_S`` (a network stream's opener allows more: its audio comes in bursts) means the device paused or PortAudio lost audio without counting it: as much silence goes
         in, as for audio the ring dropped. Audio ahead of the clock means the sound card's clock runs fast
         (tens of ppm, seconds a day over months): the stream's start moves earlier by as much, so record
         times stay real times.
         """
         behind = (now - stream.began) - stream.fed_s
-        if behind > RESYNC_S:
+        tolerance = getattr(self.opener, "resync_s", RESYNC_S)
+        if behind > tolerance:
             frames = int(round(behind * stream.rate))
             self._feed(stream, np.zeros((frames, stream.channels), dtype=np.float32))
             self.stats.resynced_s += frames / stream.rate
             log.info("%s: %.1f s less audio came than the clock says (the device paused?): counted as silence",
                      self.opener.name, frames / stream.rate)
-        elif -behind > RESYNC_S:
+        elif -behind > tolerance:
             stream.began -= -behind
             stream.start -= timedelta(seconds=-behind)
             self.stats.resynced_s += -behind
@@ -616,11 +652,21 @@ class Listener:
         self.on_status(f"{clock}  {state}; {s.events} event(s), overruns {s.overruns}, outages {s.outages}{drift}")
 
 
-def opener_for(source: InputDevice | FileSource, audio: AudioConfig) -> Opener:
-    """The opener for a resolved ``--device``: a file played in real time, or a microphone opened as
-    ``audio`` (the configuration's ``audio:`` section) says."""
+def _reason(source: AudioSource) -> str:
+    """Why a source ended, for the outage line: a stream's own words (ffmpeg's last line), else in general."""
+    error = getattr(source, "error", None)
+    if isinstance(error, str) and error:
+        return error.split(": ", 1)[-1]  # without the source's name, which the line starts with
+    return "the stream failed"
+
+
+def opener_for(source: InputDevice | FileSource | NetworkSource, audio: AudioConfig) -> Opener:
+    """The opener for a resolved ``--device``: a file played in real time, a network stream, or a microphone
+    opened as ``audio`` (the configuration's ``audio:`` section) says."""
     if isinstance(source, FileSource):
         return FileOpener(source.path)
+    if isinstance(source, NetworkSource):
+        return StreamOpener(source.url, samplerate=audio.samplerate)
     channel = audio.channel
     # At most 2 channels are opened unless a later one is asked for.
     return MicrophoneOpener(source, audio.device, samplerate=audio.samplerate,
