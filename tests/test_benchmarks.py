@@ -116,3 +116,20 @@ def test_the_quality_plot_reads_every_recipe_row_of_the_log_and_writes_a_png(tmp
     assert plot.main(["--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot.main(["--log", str(tmp_path / "absent.md"), "--out", str(out)]) == 2
+
+
+def test_the_soak_benchmark_runs_the_live_path_and_checks_the_log_and_the_quota(tmp_path):
+    """A few minutes of audio, not a day (the README has the day's figures): every event in the log, the
+    clip quota held with clips deleted to hold it, memory and descriptors sampled."""
+    out = tmp_path / "soak.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "soak.py"), "--hours", "0.1",
+                             "--every-min", "1", "--clips-mb", "0.5", "--out", str(out)],
+                            capture_output=True, text=True, cwd=REPO, timeout=600)
+    soak = json.loads(out.read_text())
+    assert result.returncode == 0, (soak, result.stderr[-2000:])
+    assert soak["events_raised"] == soak["bark_records_in_log"] >= 5 * 6  # the example's 5 barks, 6 times
+    # (a clip is skipped when 8 wait for the encoder: at full speed, barks come faster than in any home)
+    assert soak["clips_written"] + soak["clips_skipped"] == soak["events_raised"] and soak["clips_deleted"] > 0
+    assert 0 < soak["clips_mb_on_disk"] <= 0.5
+    assert soak["rss_mb_after_warmup"] > 0 and soak["fds_at_end"] > 0 and soak["error"] is None
+    assert [h for h, _, _ in soak["samples"]] == sorted(h for h, _, _ in soak["samples"])
