@@ -167,11 +167,11 @@ class Request:
 
 
 class HttpRecorder:
-    """A ``ThreadingHTTPServer`` on a free port that records each POST and answers it with the next of
+    """A ``ThreadingHTTPServer`` on ``port`` (a free one by default) that records each POST and answers it with the next of
     ``responses`` (then ``default``): a status code, or ``"hang"`` to wait until ``release()`` (or teardown)
     before answering 200. ``url`` is where it listens."""
 
-    def __init__(self, responses: list[int | str] = (), default: int | str = 200):
+    def __init__(self, responses: list[int | str] = (), default: int | str = 200, port: int = 0):
         self.requests: list[Request] = []
         self._responses = list(responses)
         self._default = default
@@ -196,7 +196,7 @@ class HttpRecorder:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import signal
@@ -247,6 +248,32 @@ def test_webhook_gives_up_after_its_retries(notifiers, caplog):
     assert notifier.stats["webhook"].failed == 1
 
 
+def test_a_webhook_down_and_back_drops_what_failed_by_name_delivers_the_rest_and_says_so(notifiers, caplog):
+    """The rule for a long outage, with its hour compressed: each record is tried ``retries`` + 1 times and then
+    dropped, named in the log; once the webhook is back, records go through and one line counts the loss."""
+    caplog.set_level(logging.INFO, "barkwatch")
+    port = free_port()
+    notifier = notifiers(NotifyConfig(webhook=WebhookConfig(url=f"http://127.0.0.1:{port}/hook", retries=1,
+                                                            on=["bark_start", "bark"])))
+    began = time.monotonic()
+    for event_id in ("a", "b"):  # down: nothing listens there
+        notifier.notify(record("bark_start", event_id))
+        notifier.notify(record("bark", event_id))
+    assert time.monotonic() - began < 0.5  # detection never waits for a webhook, up or down
+    wait_until(lambda: notifier.stats["webhook"].failed == 4)
+    for event_id, kind in (("a", "bark_start"), ("a", "bark"), ("b", "bark_start"), ("b", "bark")):
+        assert (f"POST of {kind} {event_id} to http://127.0.0.1:{port} failed after 2 attempt(s) (Connection "
+                "refused); dropped") in caplog.text
+    with HttpRecorder(port=port) as server:  # back
+        notifier.notify(record("bark_start", "c"))
+        notifier.notify(record("bark", "c"))
+        assert [r.json()["id"] for r in server.wait_for_requests(2)] == ["c", "c"]
+        wait_until(lambda: notifier.stats["webhook"].sent == 2)
+    assert f"http://127.0.0.1:{port} accepts records again after" in caplog.text
+    assert "; 4 record(s) were dropped meanwhile" in caplog.text
+    assert caplog.text.count("accepts records again") == 1
+
+
 def test_webhook_timeout_is_retried(notifiers, http_server):
     server = http_server(["hang"])
     notifier = notifiers(NotifyConfig(webhook=WebhookConfig(url=server.url, timeout_s=0.2, retries=1)))
@@ -462,6 +489,33 @@ def test_mqtt_broker_down_at_start_gets_the_messages_once_up(notifiers, tmp_path
         sub.wait_for("bw/barking", "OFF")
         assert "ON" not in [m.payload for m in sub.on("bw/barking")]  # state, not history: never replayed
         notifier.close(timeout=5)
+
+
+def test_mqtt_broker_down_mid_run_and_back_gets_what_was_held_and_the_log_names_what_was_not(notifiers, tmp_path,
+                                                                                            caplog):
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    caplog.set_level(logging.INFO, "barkwatch")
+    broker = Broker(tmp_path, persistence=True)
+    with broker, Subscriber(broker.port, ("bw/event",), client_id="watcher", persistent=True) as sub:
+        notifier = notifiers(mqtt_config(broker.port), queue_size=2)
+        notifier.notify(record("bark_start", "e1"))
+        sub.wait_for("bw/event")
+    wait_until(lambda: "lost the connection to 127.0.0.1" in caplog.text)
+    for n, event_id in enumerate(("e2", "e3", "e4"), 2):  # down: two are held, the third is one too many
+        began = time.monotonic()
+        notifier.notify(record("bark_start", event_id))
+        assert time.monotonic() - began < 0.1  # detection never waits for the broker
+        wait_until(lambda n=n: sum(vars(notifier.stats["mqtt"]).values()) == n)
+    assert "event e4 dropped" in caplog.text
+    with broker, Subscriber(broker.port, ("bw/event",), client_id="watcher", persistent=True) as sub:
+        assert [sub.wait_for("bw/event", count=n).json()["id"] for n in (1, 2)] == ["e2", "e3"]
+        wait_until(lambda: "sending the 2 event message(s) held while it was down" in caplog.text)
+        time.sleep(0.3)
+        assert len(sub.on("bw/event")) == 2
+        notifier.close(timeout=5)
+    stats = notifier.stats["mqtt"]
+    assert (stats.sent, stats.failed) == (3, 1)
 
 
 def test_mqtt_holds_a_bounded_number_of_events_while_the_broker_is_down(notifiers, caplog):

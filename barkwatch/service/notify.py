@@ -293,7 +293,12 @@ class _Command(_Channel):
 class _Webhook(_Channel):
     """POSTs the record as JSON. Connection errors, timeouts and 5xx are retried ``retries`` times, waiting
     ``retry_base_s``, then twice that, and so on; any other HTTP error is final. ``timeout_s`` bounds each
-    connect and each read, not a whole request."""
+    connect and each read, not a whole request.
+
+    While the webhook is down (for an hour, say), each record is tried that way and then dropped with a
+    warning naming it, the records behind it wait in the queue (the oldest dropped past ``queue_size``), and
+    detection never waits for any of it; the first record it accepts again is logged with how long it was
+    down and how many records were dropped meanwhile."""
 
     name = "webhook"
 
@@ -310,14 +315,28 @@ class _Webhook(_Channel):
         self.retry_base_s = retry_base_s
         self.headers = {"Content-Type": "application/json", "User-Agent": f"barkwatch/{__version__}",
                         **config.headers}
+        self._down_since: float | None = None  # monotonic time of the first record it failed, while down
+        self._lost_while_down = 0
 
     def deliver(self, record: dict) -> bool:
+        delivered = self._post(record)
+        if not delivered:
+            self._down_since = self._down_since if self._down_since is not None else time.monotonic()
+            self._lost_while_down += 1
+        elif self._down_since is not None:
+            log.info("notify webhook: %s accepts records again after %.0f s; %d record(s) were dropped meanwhile",
+                     self.where, time.monotonic() - self._down_since, self._lost_while_down)
+            self._down_since, self._lost_while_down = None, 0
+        return delivered
+
+    def _post(self, record: dict) -> bool:
+        what = f"{record.get('event')} {record.get('id')}"
         body = _record_json(record).encode()
         attempts, why = self.retries + 1, ""
         for attempt in range(1, attempts + 1):
             if attempt > 1 and self._abandoned.wait(self.retry_base_s * 2 ** (attempt - 2)):
-                log.warning("notify webhook: POST to %s abandoned at close after %d attempt(s) (%s)",
-                            self.where, attempt - 1, why)
+                log.warning("notify webhook: POST of %s to %s abandoned at close after %d attempt(s) (%s)",
+                            what, self.where, attempt - 1, why)
                 return False
             request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
             try:
@@ -328,13 +347,15 @@ class _Webhook(_Channel):
                 e.close()
                 why = f"HTTP {e.code} {e.reason}"
                 if e.code < 500:
-                    log.warning("notify webhook: POST to %s rejected (%s), not retried", self.where, why)
+                    log.warning("notify webhook: POST of %s to %s rejected (%s), not retried", what, self.where,
+                                why)
                     return False
             except (OSError, http.client.HTTPException) as e:  # URLError and timeouts are OSErrors
                 why = _reason(e)
             log.debug("notify webhook: POST to %s, attempt %d of %d failed (%s)", self.where, attempt, attempts,
                       why)
-        log.warning("notify webhook: POST to %s failed after %d attempt(s) (%s)", self.where, attempts, why)
+        log.warning("notify webhook: POST of %s to %s failed after %d attempt(s) (%s); dropped", what, self.where,
+                    attempts, why)
         return False
 
 
@@ -456,8 +477,9 @@ class _Mqtt(_Channel):
                 log.warning("notify mqtt: %s refused the connection (%s); retrying", self.where, reason_code)
             return
         self._warned_down = False
-        self._held = 0  # paho sends them now
-        log.info("notify mqtt: connected to %s", self.where)
+        held, self._held = self._held, 0  # paho sends them now
+        log.info("notify mqtt: connected to %s%s", self.where,
+                 f"; sending the {held} event message(s) held while it was down" if held else "")
         if self.config.discovery:
             for topic, payload in self._discovery().items():
                 client.publish(topic, json.dumps(payload), qos=1, retain=True)
