@@ -9,6 +9,7 @@ in which offline ``detect`` finds barking from the first window on.
 from __future__ import annotations
 
 import json
+import re
 import math
 import os
 import signal
@@ -235,6 +236,26 @@ def test_a_device_that_is_not_found_is_one_line_naming_it_and_listing_inputs(vmi
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("barkwatch: error:"), result.stderr
     assert "'no such mic'" in lines[0] and "'vmic'" in lines[0]  # names it, lists the inputs
+
+
+def test_devices_check_opens_the_device_and_reports_its_audio_or_says_why_not(vmic, tmp_path):
+    """What install-service runs as the service's user before enabling the unit."""
+    def check(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "barkwatch", "devices", "--check", *args], capture_output=True,
+                              text=True, env=vmic.env(), cwd=tmp_path, timeout=60)
+
+    player = vmic.play(BARKING[0])
+    result = check("vmic")
+    player.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"vmic: 'vmic' \(ALSA\) at [\d,]+ Hz, \d channel\(s\): audio comes, level -\d+\.\d dBFS\n",
+                        result.stdout), result.stdout
+    config = tmp_path / "config.yaml"
+    config.write_text("audio:\n  device: vmic\n")
+    assert check("config", "--config", str(config)).returncode == 0
+    result = check("hw:7")
+    assert result.returncode == 2 and result.stderr.startswith("barkwatch: error: no input device matches 'hw:7'")
+    assert "'vmic'" in result.stderr
 
 
 # file: sources, through the same loop

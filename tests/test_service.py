@@ -278,10 +278,15 @@ def test_status_of_a_service_that_never_ran_is_one_line_or_a_json_object(tmp_pat
 
 def test_install_service_dry_run(tmp_path):
     prefix = tmp_path / "opt" / "barkwatch"
-    result = subprocess.run(["bash", str(REPO / "scripts" / "install-service"), "--dry-run", "--prefix", str(prefix)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["bash", str(REPO / "scripts" / "install-service"), "--dry-run", "--prefix", str(prefix),
+                             "--device", "hw:1"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    # The device is set and checked as the service's user before the unit is enabled.
+    assert "+ set audio.device to 'hw:1' in /etc/barkwatch/config.yaml" in out
+    check = out.index(f"+ as user barkwatch: {prefix}/.venv/bin/barkwatch devices --check config --config "
+                      "/etc/barkwatch/config.yaml")
+    assert check < out.index("systemctl daemon-reload")
     assert "/etc/systemd/system/barkwatch.service" in out
     assert f"ExecStart={prefix}/.venv/bin/barkwatch listen --config /etc/barkwatch/config.yaml" in out
     assert f"{prefix}/scripts/setup" in out

@@ -79,11 +79,20 @@ def listen(
 
 def devices(
     as_json: AsJson = False,
+    check: Optional[str] = typer.Option(None, "--check", metavar="DEVICE", help="Open DEVICE (as --device "
+                                        "takes it; 'config': the configured one) and wait for its first second "
+                                        "of audio: exit 0 and one line if it comes, 1 if not."),
+    config_file: ConfigFile = None,
 ) -> None:
-    """List the input devices (microphones) that --device can name."""
+    """List the input devices (microphones) that --device can name, or check that one gives audio."""
     from dataclasses import asdict
 
     from ..live.devices import DeviceError, format_table, list_inputs, why_no_inputs
+
+    if check is not None:
+        audio = load_config(config_file, {}).config.audio
+        _check_device(audio.device if check == "config" else check, audio)
+        return
 
     try:
         inputs = list_inputs()
@@ -97,6 +106,38 @@ def devices(
         # One line on stderr (stdout stays a parseable [] with --json), not an empty table.
         reason = why_no_inputs()
         typer.echo(f"barkwatch: no input devices found{': ' + reason if reason else ''}", err=True)
+
+
+def _check_device(spec: str, audio) -> None:
+    """``devices --check``: open ``spec`` as listen would, read one second of audio, print what came."""
+    import time as _time
+
+    import numpy as np
+
+    from ..live.capture import CaptureError, NativeStderrFilter
+    from ..live.listener import opener_for
+
+    source = resolve_source(spec)
+    opener = opener_for(source, audio)
+    with NativeStderrFilter():
+        try:
+            stream = opener.open(again=False)
+        except CaptureError as e:
+            fail(str(e), code=1)
+        try:
+            wanted, got, deadline = stream.samplerate, [], _time.monotonic() + 5.0
+            while sum(len(b) for b in got) < wanted and _time.monotonic() < deadline and not stream.ended:
+                block = stream.read(timeout=0.5)
+                if len(block):
+                    got.append(block)
+        finally:
+            stream.stop()
+    if not got:
+        fail(f"{opener.name}: opened, but no audio came in 5 s (a muted or busy device, or a stopped sound "
+             "server?)", code=1)
+    audio_block = np.concatenate(got)
+    level = 10 * np.log10(max(float(np.mean(np.square(audio_block, dtype=np.float64))), 1e-12))
+    typer.echo(f"{spec}: {opener.describe(stream)}: audio comes, level {level:.1f} dBFS")
 
 
 def record(
