@@ -110,8 +110,12 @@ def judge(mix: Path, net: torch.nn.Module, patience: int = 2, top: int = 0) -> d
     return out
 
 
-def load_training(cfg: TrainConfig):
+def load_training(cfg: TrainConfig, foreground_only: bool = False):
     clips, _ = read_clips(cfg)
+    if foreground_only:  # drop bark clips marked background (a far dog under street noise)
+        salience = H._salience_by_file(str(DATA))
+        clips = [c for c in clips
+                 if not (c.label == 1 and salience.get(f"{c.path.parent.name}/{c.path.name}") == "background")]
     splits = split_groups(clips, cfg.split, cfg.seed)
     return Windows.of(splits["train"]), Windows.of(splits["val"]), splits
 
@@ -143,6 +147,10 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=0)
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("--mixes", default="runs/household-train60,runs/household-val120")
+    ap.add_argument("--onset", action="store_true", help="bark clips also give windows ending just after each onset")
+    ap.add_argument("--foreground-only", action="store_true", help="no bark clips marked background salience")
+    ap.add_argument("--cosine", action="store_true", help="learning rate falls to 1/100 on a cosine")
+    ap.add_argument("--mixup", type=float, default=0.0, help="chance per batch of mixing window pairs (labels: max)")
     a = ap.parse_args()
     pair = lambda s: tuple(float(v) for v in s.split(","))  # noqa: E731
     excl = frozenset(H.read_holdout(Path("benchmarks/holdout.txt")) | H.read_holdout(Path("benchmarks/validation.txt")))
@@ -153,9 +161,9 @@ def main() -> None:
                       bark_snr_db=pair(a.bark_snr) if a.bark_snr else None,
                       max_windows_per_clip=a.windows, split=(0.85, 0.15, 0), speed=a.speed, reverb_p=a.reverb, shift_p=a.shift,
                       spec_masks=not a.no_masks, lowpass_p=0.5, exclude_sources=excl, progress=False,
-                      active_db=a.active_db, seed=a.seed)
+                      active_db=a.active_db, seed=a.seed, onset_windows=a.onset)
     t = time.time()
-    train, val, _ = load_training(cfg)
+    train, val, _ = load_training(cfg, a.foreground_only)
     print(f"windows: train {len(train.waves)} ({int(train.labels.sum())} bark), val {len(val.waves)}; "
           f"read in {time.time() - t:.0f}s", flush=True)
     torch.manual_seed(a.seed)
@@ -171,6 +179,7 @@ def main() -> None:
     others = train.waves[train.labels == 0]
     rng = torch.Generator().manual_seed(a.seed)
     mixes = [Path(m) for m in a.mixes.split(",") if m]
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.epochs, eta_min=a.lr / 100) if a.cosine else None)
     for epoch in range(1, a.epochs + 1):
         t = time.time()
         net.train()
@@ -182,6 +191,12 @@ def main() -> None:
             y = train.labels[idx]
             if not a.no_aug:
                 w = augment(w, others, aug, rng, y)
+            if a.mixup and torch.rand(1, generator=rng).item() < a.mixup:
+                # two sounds at once: the sum of their waves (a room holds both), a bark if either is
+                perm = torch.randperm(len(idx), generator=rng)
+                gain = torch.rand(len(idx), 1, generator=rng) * 0.5 + 0.5
+                w = w + gain * w[perm]
+                y = torch.maximum(y, y[perm])
             with torch.no_grad():
                 x = feats(w)
             if not a.no_aug and aug.spec_masks:
@@ -191,6 +206,8 @@ def main() -> None:
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
+        if schedule:
+            schedule.step()
         msg = f"epoch {epoch} loss {total / len(train.waves):.4f} {time.time() - t:.0f}s"
         if epoch % a.eval_every == 0 or epoch == a.epochs:
             for m in mixes:

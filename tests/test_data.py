@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from barkwatch.training.train import Clip, PrecheltStopping, _manifest_groups, active_windows, recording_group, split_groups
+from barkwatch.training.train import (Clip, PrecheltStopping, _manifest_groups, active_windows, bark_onsets,
+                                      onset_windows, recording_group, split_groups)
 
 from helpers import SAMPLES
 
@@ -35,6 +37,24 @@ def test_active_windows_come_from_where_the_sound_is():
     # and the silent first three seconds give no window at all.
     assert min(held) >= 0.25 and max(held) == 1.0
     assert len(windows) <= 4
+
+
+def test_onset_windows_end_just_after_each_bark_begins_over_a_noise_floor():
+    sr, n = 22050, 22050
+    wave = (np.random.default_rng(0).standard_normal(5 * sr) * 0.01).astype(np.float32)  # a floor at -40 dBFS
+    bark = 0.5 * np.sin(np.arange(int(0.3 * sr)) * 0.3)
+    for at in (0.5, 2.0, 3.5):  # three barks, 0.3 s each, more than a window apart
+        wave[int(at * sr):int(at * sr) + len(bark)] += bark
+    assert [round(o / sr, 1) for o in bark_onsets(wave, sr)] == [0.5, 2.0, 3.5]
+    windows = onset_windows(wave, n, sr, ends_after_s=(0.15, 0.35))
+    assert windows.shape == (6, n)
+    # Each window ends 0.15 or 0.35 s into a bark (onsets are found to a 23 ms frame): its last part is loud,
+    # what came before is the floor.
+    for w, after in zip(windows, (0.15, 0.35) * 3):
+        loud = np.flatnonzero(np.abs(w) > 0.1)
+        assert loud[-1] >= n - int(0.05 * sr) and n - loud[0] == pytest.approx(after * sr, abs=0.05 * sr)
+    assert np.abs(windows[0][: int(0.3 * sr)]).max() == 0  # before the clip began: zeros
+    assert onset_windows(np.zeros(sr, np.float32), n, sr).shape == (0, n)
 
 
 def test_short_clips_are_padded_to_one_window():

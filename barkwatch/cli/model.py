@@ -103,6 +103,9 @@ def train(
                                 "or slower (pitch and pace), e.g. 0.15."),
     shift: float = typer.Option(0.0, "--shift", help="Joint: chance of moving a training window's sound to a "
                                 "random place in it (circularly), e.g. 0.5: barks entering and leaving the window."),
+    onset_windows: bool = typer.Option(False, "--onset-windows", help="Bark clips also give windows that end "
+                                       "0.15 and 0.35 s after each bark's onset: what a live detector holds "
+                                       "just after a bark begins (a shorter delay)."),
     reverb: float = typer.Option(0.0, "--reverb", help="Joint: chance of a synthetic room response per window."),
     lowpass: float = typer.Option(0.0, "--lowpass", help="Joint: chance of a low-pass at 4-10.5 kHz per window "
                                   "(microphones and resampling cut the top of the spectrum)."),
@@ -156,7 +159,8 @@ def train(
                          scene=scene, background_dbfs=_parse_range("--background", background),
                          bark_ratio_db=_parse_range("--bark-ratio", bark_ratio),
                          spec_masks=spec_masks, other_active_db=other_active_db, split=_parse_split(split),
-                         speed=speed, shift_p=shift, reverb_p=reverb, lowpass_p=lowpass, colour_p=colour,
+                         speed=speed, shift_p=shift, onset_windows=onset_windows, reverb_p=reverb, lowpass_p=lowpass,
+                         colour_p=colour,
                          ensemble=ensemble,
                          focal_gamma=focal, bark_weight=bark_weight, bark_net=bark_net,
                          batch_size=batch_size, weight_decay=weight_decay, max_minutes=max_minutes,

@@ -79,6 +79,7 @@ class TrainConfig:
     bark_ratio_db: tuple[float, float] = (-5.0, 25.0)  # joint, scene: a bark's loudest frame over the background
     spec_masks: bool = False  # joint: SpecAugment time and frequency masks
     shift_p: float = 0.0  # joint: chance of a circular time shift per window
+    onset_windows: bool = False  # bark clips also give windows ending just after each bark's onset
     speed: float = 0.0  # joint: speed perturbation, +- this fraction
     reverb_p: float = 0.0  # joint: chance of a synthetic room response
     lowpass_p: float = 0.0  # joint: chance of a random low-pass
@@ -219,6 +220,40 @@ def active_windows(wave: np.ndarray, n: int, max_windows: int, active_db: float)
     return np.stack([wave[s : s + n] for s in keep])
 
 
+def bark_onsets(wave: np.ndarray, rate: int, max_onsets: int = 4, frame: int = 512, hop: int = 256,
+                within_db: float = 8.0) -> list[int]:
+    """Sample positions where a loud sound starts: where the level of 23 ms frames rises through
+    ``within_db`` under the clip's loudest frame (a clip that starts loud starts at 0). At most
+    ``max_onsets``, those with the loudest next 0.3 s first, each at least 0.3 s from the others."""
+    if len(wave) < frame:
+        return [0] if len(wave) and np.any(wave) else []
+    starts = np.arange(0, len(wave) - frame + 1, hop)
+    level = 10.0 * np.log10(np.array([float(np.mean(wave[s:s + frame] ** 2)) for s in starts]) + 1e-12)
+    above = level >= level.max() - within_db
+    rises = [i for i in range(len(level)) if above[i] and (i == 0 or not above[i - 1])]
+    ahead = max(1, int(0.3 * rate / hop))
+    chosen: list[int] = []
+    for i in sorted(rises, key=lambda i: -level[i:i + ahead].max()):
+        if all(abs(int(starts[i]) - c) >= 0.3 * rate for c in chosen):
+            chosen.append(int(starts[i]))
+        if len(chosen) == max_onsets:
+            break
+    return sorted(chosen)
+
+
+def onset_windows(wave: np.ndarray, n: int, rate: int, ends_after_s: tuple[float, ...] = (0.15, 0.35)) -> np.ndarray:
+    """Windows of ``n`` samples that end ``ends_after_s`` after each of a bark clip's onsets (``bark_onsets``),
+    zero-padded where the clip starts later: what a live detector holds just after a bark begins, which
+    ``active_windows`` (the loudest stretches) rarely gives. ``[k, n]``, k = 0 when no onset is found."""
+    out = []
+    for onset in bark_onsets(wave, rate):
+        for after in ends_after_s:
+            end = min(len(wave), onset + int(after * rate))
+            piece = wave[max(0, end - n):end]
+            out.append(np.pad(piece, (n - len(piece), 0)))
+    return np.stack(out) if out else np.zeros((0, n), np.float32)
+
+
 def split_groups(clips: list[Clip], fractions: tuple[float, float, float], seed: int) -> dict[str, list[Clip]]:
     """Assign whole recordings to train/val/test, reproducibly for a given seed.
 
@@ -286,6 +321,8 @@ def read_clips(config: TrainConfig) -> tuple[list[Clip], list[str]]:
             continue
         active_db = config.active_db if label == 1 or config.other_active_db is None else config.other_active_db
         windows = active_windows(wave, n, config.max_windows_per_clip, active_db)
+        if label == 1 and config.onset_windows:
+            windows = np.concatenate([windows, onset_windows(wave, n, rate).astype(windows.dtype)])
         clips.append(Clip(path=path, label=label, group=group, waves=windows, category=categories.get(path, "")))
     return clips, skipped
 
@@ -879,6 +916,7 @@ def train(config: TrainConfig) -> TrainResult:
             "augmentation": ({k: v for k, v in vars(augmentation(config)).items()}
                              if config.objective == "joint" else None),
             "other_active_db": config.other_active_db,
+            "onset_windows": config.onset_windows,
             "rl_weight": run.rl_weight,
             "rl_weights_tried": list(config.rl_weights),
             "epochs": run.epochs,
