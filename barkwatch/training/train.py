@@ -229,6 +229,8 @@ def bark_onsets(wave: np.ndarray, rate: int, max_onsets: int = 4, frame: int = 5
         return [0] if len(wave) and np.any(wave) else []
     starts = np.arange(0, len(wave) - frame + 1, hop)
     level = 10.0 * np.log10(np.array([float(np.mean(wave[s:s + frame] ** 2)) for s in starts]) + 1e-12)
+    if level.max() < -90.0:  # digital silence
+        return []
     above = level >= level.max() - within_db
     rises = [i for i in range(len(level)) if above[i] and (i == 0 or not above[i - 1])]
     ahead = max(1, int(0.3 * rate / hop))
