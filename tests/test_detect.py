@@ -54,6 +54,18 @@ def test_a_file_shorter_than_one_window_is_scored_once(random_model, tmp_path):
     assert 0 <= float(rows[0]["score"]) <= 1 and float(rows[0]["rl"]) > 0
 
 
+def test_scores_to_stdout_with_the_summary_on_stderr(random_model, tmp_path):
+    clip = sorted(DOGS.glob("*.ogg"))[0]
+    result = run_cli("detect", str(clip), "--model", str(random_model), "--scores", "-", "--threads", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(result.stdout.splitlines()))
+    assert rows[0]["file"] == str(clip) and len(rows) >= 17  # 5 s: a window every 0.25 s
+    assert [float(r["start_s"]) for r in rows] == [0.25 * i for i in range(len(rows))]
+    assert "event(s)" in result.stderr and not (tmp_path / "-").exists()
+    both = run_cli("detect", str(clip), "--model", str(random_model), "--scores", "-", "--events", "-")
+    assert both.returncode == 2 and "only one of them can go to stdout" in both.stderr
+
+
 def test_missing_and_corrupt_files_are_named_and_the_others_still_scanned(random_model, tmp_path):
     corrupt = tmp_path / "corrupt.flac"
     corrupt.write_bytes(b"fLaC" + np.random.default_rng(0).bytes(4000))

@@ -19,8 +19,8 @@ def detect(
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the shipped model)."),
     events: Optional[str] = typer.Option(None, "--events",
                                          help="Append bark_start/bark JSON Lines records here ('-': stdout)."),
-    scores: Optional[Path] = typer.Option(None, "--scores", help="Write every window's time, level, RL, KL "
-                                          "and score to this CSV file."),
+    scores: Optional[str] = typer.Option(None, "--scores", help="Write every window's time, level, RL, KL "
+                                         "and score to this CSV file ('-': stdout)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw what the detector heard to this PNG "
                                         "(with several files: one PNG each, named after the file)."),
     clips: Optional[Path] = typer.Option(None, "--clips", help="Cut each event (1 s either side) to a FLAC "
@@ -57,7 +57,9 @@ def detect(
     settings = DetectorSettings(**detector_options(threshold, hop, gate, patience, release, merge))
     detector = build_detector(model, settings, compute or "auto", threads)
 
-    human = sys.stderr if events == "-" else sys.stdout
+    if events == "-" and scores == "-":
+        fail("--events - and --scores -: only one of them can go to stdout")
+    human = sys.stderr if "-" in (events, scores) else sys.stdout
     log = None
     score_file = None
     failures = 0
@@ -80,7 +82,7 @@ def detect(
 
     try:
         log = EventFile(events) if events else None
-        score_file = open(scores, "w", newline="") if scores else None
+        score_file = (sys.stdout if scores == "-" else open(scores, "w", newline="")) if scores else None
         writer = ScoreWriter(score_file) if score_file else None
         scanned = []
 
@@ -134,7 +136,7 @@ def detect(
     finally:
         if log is not None:
             log.close()
-        if score_file is not None:
+        if score_file is not None and score_file is not sys.stdout:
             score_file.close()
     if failures:
         raise typer.Exit(1)
