@@ -25,7 +25,6 @@ import math
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
