@@ -110,7 +110,7 @@ def devices(
 
 def _check_device(spec: str, audio) -> None:
     """``devices --check``: open ``spec`` as listen would, read one second of audio, print what came."""
-    import time as _time
+    import time
 
     import numpy as np
 
@@ -125,8 +125,8 @@ def _check_device(spec: str, audio) -> None:
         except CaptureError as e:
             fail(str(e), code=1)
         try:
-            wanted, got, deadline = stream.samplerate, [], _time.monotonic() + 5.0
-            while sum(len(b) for b in got) < wanted and _time.monotonic() < deadline and not stream.ended:
+            wanted, got, deadline = stream.samplerate, [], time.monotonic() + 5.0
+            while sum(len(b) for b in got) < wanted and time.monotonic() < deadline and not stream.ended:
                 block = stream.read(timeout=0.5)
                 if len(block):
                     got.append(block)

@@ -2,8 +2,8 @@
 process) or a file played in real time, into a ring.
 
 Two threads meet here. The producer, PortAudio's callback thread for a microphone, a reader thread for a
-stream or a player thread for a file, only copies blocks into a ``RingBuffer``; the consumer (the engine's loop) takes them out with
-``read``. The producer never waits on the consumer: when the consumer falls behind by more than the ring
+stream or a player thread for a file, only copies blocks into a ``RingBuffer``; the consumer (the engine's
+loop) takes them out with ``read``. The producer never waits on the consumer: when the consumer falls behind by more than the ring
 holds, the oldest audio is dropped and counted, because a live detector wants what is happening now.
 
 No torch here, and sounddevice is imported only when a microphone is opened, so files play without PortAudio.
@@ -190,7 +190,33 @@ class AudioSource(Protocol):
     def read_indexed(self, timeout: float | None = None, min_frames: int = 1) -> tuple[int, np.ndarray]: ...
 
 
-class MicrophoneSource:
+class _RingSource:
+    """What every source here does through its ring: ``read``, ``read_indexed``, ``ended`` (the ring is
+    closed), and the counts of audio it dropped."""
+
+    _ring: RingBuffer
+
+    @property
+    def overruns(self) -> int:
+        return self._ring.overruns
+
+    @property
+    def dropped_frames(self) -> int:
+        """Frames the ring dropped because the reader fell behind."""
+        return self._ring.dropped_frames
+
+    @property
+    def ended(self) -> bool:
+        return self._ring.closed
+
+    def read(self, timeout: float | None = None) -> np.ndarray:
+        return self._ring.read(timeout=timeout)
+
+    def read_indexed(self, timeout: float | None = None, min_frames: int = 1) -> tuple[int, np.ndarray]:
+        return self._ring.read_indexed(timeout=timeout, min_frames=min_frames)
+
+
+class MicrophoneSource(_RingSource):
     """A PortAudio input stream whose callback copies each block into a ring, and nothing else.
 
     Opened on construction (like ``sounddevice.InputStream``), at the device's default rate unless
@@ -245,11 +271,6 @@ class MicrophoneSource:
         return self._input_overflows + self._ring.overruns
 
     @property
-    def dropped_frames(self) -> int:
-        """Frames the ring dropped because the reader fell behind (PortAudio does not say how many it lost)."""
-        return self._ring.dropped_frames
-
-    @property
     def latency_s(self) -> float:
         """PortAudio's input latency estimate for the open stream, in seconds."""
         return float(self._stream.latency)
@@ -258,10 +279,6 @@ class MicrophoneSource:
     def failed(self) -> bool:
         """The stream ended without ``stop``: the device or the sound server went away."""
         return self._failed.is_set()
-
-    @property
-    def ended(self) -> bool:
-        return self._ring.closed
 
     def start(self) -> None:
         import sounddevice as sd
@@ -281,12 +298,6 @@ class MicrophoneSource:
         self._stream.close()
         self._ring.close()
 
-    def read(self, timeout: float | None = None) -> np.ndarray:
-        return self._ring.read(timeout=timeout)
-
-    def read_indexed(self, timeout: float | None = None, min_frames: int = 1) -> tuple[int, np.ndarray]:
-        return self._ring.read_indexed(timeout=timeout, min_frames=min_frames)
-
     def wait_failed(self, timeout: float | None = None) -> bool:
         """Block until the stream fails (True) or ``timeout`` passes (False)."""
         return self._failed.wait(timeout)
@@ -303,7 +314,7 @@ class MicrophoneSource:
         self._ring.close()
 
 
-class FilePlayer:
+class FilePlayer(_RingSource):
     """A recording played in real time (``--device file:PATH``): it behaves like a microphone.
 
     A thread reads ``path`` in blocks of ``blocksize`` frames and writes each into the ring when its last
@@ -336,21 +347,9 @@ class FilePlayer:
         return int(self._file.channels)
 
     @property
-    def overruns(self) -> int:
-        return self._ring.overruns
-
-    @property
-    def dropped_frames(self) -> int:
-        return self._ring.dropped_frames
-
-    @property
     def finished(self) -> bool:
         """The whole file has been delivered (or reading it failed: see ``error``)."""
         return self._finished.is_set()
-
-    @property
-    def ended(self) -> bool:
-        return self._ring.closed
 
     def start(self) -> None:
         self._thread.start()
@@ -362,12 +361,6 @@ class FilePlayer:
             self._thread.join()
         self._ring.close()
         self._file.close()
-
-    def read(self, timeout: float | None = None) -> np.ndarray:
-        return self._ring.read(timeout=timeout)
-
-    def read_indexed(self, timeout: float | None = None, min_frames: int = 1) -> tuple[int, np.ndarray]:
-        return self._ring.read_indexed(timeout=timeout, min_frames=min_frames)
 
     def wait_finished(self, timeout: float | None = None) -> bool:
         return self._finished.wait(timeout)
@@ -419,12 +412,12 @@ def ffmpeg_command(url: str, samplerate: int, ffmpeg: str = "ffmpeg") -> list[st
                       "-f", "f32le", "pipe:1"]
 
 
-class StreamSource:
+class StreamSource(_RingSource):
     """A network stream (``--device rtsp://...``, ``http(s)://...``, anything ffmpeg opens) as a microphone.
 
     ``start`` runs ``ffmpeg_command`` as a child process; a reader thread copies what it writes into the ring
     as ``[frames, 1]`` blocks of ``blocksize``. When ffmpeg exits (the stream ended, the connection broke, it
-    could not connect) the ring is closed, ``ended`` is set and ``error`` holds ffmpeg's last line; open a new
+    could not connect) the ring is closed, ``ended`` is set and ``reason`` holds ffmpeg's last line; open a new
     ``StreamSource`` to try again. ``wait_audio`` waits for the first block, or for ffmpeg to give up.
     """
 
@@ -442,7 +435,6 @@ class StreamSource:
         self._reader: threading.Thread | None = None
         self._stderr_reader: threading.Thread | None = None
         self.reason: str | None = None  # once ended: ffmpeg's last line (or its exit status)
-        self.error: str | None = None
 
     @property
     def samplerate(self) -> int:
@@ -451,18 +443,6 @@ class StreamSource:
     @property
     def channels(self) -> int:
         return 1
-
-    @property
-    def overruns(self) -> int:
-        return self._ring.overruns
-
-    @property
-    def dropped_frames(self) -> int:
-        return self._ring.dropped_frames
-
-    @property
-    def ended(self) -> bool:
-        return self._ring.closed
 
     def start(self) -> None:
         try:
@@ -501,12 +481,6 @@ class StreamSource:
                 thread.join(2.0)
         self._ring.close()
 
-    def read(self, timeout: float | None = None) -> np.ndarray:
-        return self._ring.read(timeout=timeout)
-
-    def read_indexed(self, timeout: float | None = None, min_frames: int = 1) -> tuple[int, np.ndarray]:
-        return self._ring.read_indexed(timeout=timeout, min_frames=min_frames)
-
     def _read(self) -> None:
         assert self._process is not None and self._process.stdout is not None
         out = self._process.stdout
@@ -514,7 +488,7 @@ class StreamSource:
         pending = b""
         try:
             while True:
-                data = out.read1(size - len(pending)) if hasattr(out, "read1") else out.read(size - len(pending))
+                data = out.read1(size - len(pending))
                 if not data:
                     break
                 pending += data
@@ -527,7 +501,6 @@ class StreamSource:
             if self._stderr_reader is not None:
                 self._stderr_reader.join(2.0)
             self.reason = self._stderr[-1] if self._stderr else f"ffmpeg exited with status {code}"
-            self.error = f"{self.name}: the stream ended ({self.reason})"
             self._ring.close()
 
     def _read_stderr(self) -> None:

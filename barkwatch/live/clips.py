@@ -359,7 +359,7 @@ class ClipRecorder:
         except OSError as e:
             self._count(skipped=1)
             if not self._failing:
-                reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                reason = e.strerror or str(e)
                 log.warning("%s: clip not written (%s); clips are skipped until they can be written (free space "
                             "in %s?)", job.path, reason, self.dir)
             self._failing += 1

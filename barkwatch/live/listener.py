@@ -654,10 +654,8 @@ class Listener:
 
 def _reason(source: AudioSource) -> str:
     """Why a source ended, for the outage line: a stream's own words (ffmpeg's last line), else in general."""
-    error = getattr(source, "error", None)
-    if isinstance(error, str) and error:
-        return error.split(": ", 1)[-1]  # without the source's name, which the line starts with
-    return "the stream failed"
+    reason = getattr(source, "reason", None)
+    return f"the stream ended ({reason})" if reason else "the stream failed"
 
 
 def opener_for(source: InputDevice | FileSource | NetworkSource, audio: AudioConfig) -> Opener:
