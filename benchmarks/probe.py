@@ -110,8 +110,12 @@ def judge(mix: Path, net: torch.nn.Module, patience: int = 2, top: int = 0) -> d
     return out
 
 
-def load_training(cfg: TrainConfig, foreground_only: bool = False):
+def load_training(cfg: TrainConfig, foreground_only: bool = False, bark_fraction: float = 1.0):
     clips, _ = read_clips(cfg)
+    if bark_fraction < 1.0:  # a learning curve: keep this share of the bark recordings (whole recordings)
+        groups = sorted({c.group for c in clips if c.label == 1})
+        keep = set(np.random.default_rng(cfg.seed + 1).permutation(groups)[:round(bark_fraction * len(groups))])
+        clips = [c for c in clips if c.label == 0 or c.group in keep]
     if foreground_only:  # drop bark clips marked background (a far dog under street noise)
         salience = H._salience_by_file(str(DATA))
         clips = [c for c in clips
@@ -149,6 +153,7 @@ def main() -> None:
     ap.add_argument("--mixes", default="runs/household-train60,runs/household-val120")
     ap.add_argument("--onset", action="store_true", help="bark clips also give windows ending just after each onset")
     ap.add_argument("--foreground-only", action="store_true", help="no bark clips marked background salience")
+    ap.add_argument("--bark-fraction", type=float, default=1.0, help="keep this share of the bark recordings")
     ap.add_argument("--cosine", action="store_true", help="learning rate falls to 1/100 on a cosine")
     ap.add_argument("--mixup", type=float, default=0.0, help="chance per batch of mixing window pairs (labels: max)")
     a = ap.parse_args()
@@ -163,7 +168,7 @@ def main() -> None:
                       spec_masks=not a.no_masks, lowpass_p=0.5, exclude_sources=excl, progress=False,
                       active_db=a.active_db, seed=a.seed, onset_windows=a.onset)
     t = time.time()
-    train, val, _ = load_training(cfg, a.foreground_only)
+    train, val, _ = load_training(cfg, a.foreground_only, a.bark_fraction)
     print(f"windows: train {len(train.waves)} ({int(train.labels.sum())} bark), val {len(val.waves)}; "
           f"read in {time.time() - t:.0f}s", flush=True)
     torch.manual_seed(a.seed)

@@ -156,6 +156,9 @@ def record(
     background_every: float = typer.Option(10.0, "--background-every", min=0.0, help="Minutes between samples "
                                            "of the background (0: none)."),
     max_mb: float = typer.Option(1000.0, "--max-mb", min=0.001, help="Stop when the clips take this much disk."),
+    fast: bool = typer.Option(False, "--fast", help="With a file: device, read the recording as fast as it "
+                              "is scored instead of in real time (a day's recording made into clips in "
+                              "minutes; times stay the recording's own)."),
     model: ModelFile = None,
     config_file: ConfigFile = None,
     quiet: Quiet = False,
@@ -168,6 +171,7 @@ def record(
     from ..live.capture import NativeStderrFilter
     from ..live.listener import Listener, ListenError, opener_for
     from ..live.record import KEEP_CHOICES, LevelScorer, Recorder, read_index
+    from ..live.devices import FileSource
 
     if keep not in KEEP_CHOICES:
         fail(f"--keep {keep}: choose {' or '.join(KEEP_CHOICES)}")
@@ -189,6 +193,8 @@ def record(
     loaded_config = load_config(config_file, {"audio.device": device_spec, "model.path": model})
     cfg = loaded_config.config
     setup_logging(quiet, cfg.logging.level)
+    if fast and not str(cfg.audio.device or "").startswith("file:"):
+        fail(f"--fast: only a file: device can be read faster than real time, not {cfg.audio.device!r}")
     source = resolve_source(cfg.audio.device)
     # Every stretch is a clip of its own: one high window opens it, a second without one closes it.
     detector = detector_from_config(cfg, threshold=threshold, patience=1, release_s=1.0, merge_s=1.0,
@@ -200,7 +206,7 @@ def record(
         # The room's floor needs every window, so nothing is gated.
         detector = Detector(scorer, replace(detector.settings, threshold=None, gate_dbfs=-float("inf")),
                             detector.device)
-    opener = opener_for(source, cfg.audio)
+    opener = opener_for(source, cfg.audio, realtime=not fast)
     try:
         recorder = Recorder(out, "sound" if keep == "sounds" else "bark", max_bytes=int(max_mb * 1e6),
                             background_every_s=background_every * 60.0)

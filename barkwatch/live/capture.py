@@ -393,6 +393,66 @@ class FilePlayer(_RingSource):
                 self._finished.set()
 
 
+class FileReader:
+    """A recording read as fast as the listener takes it (``record --fast`` on a ``file:`` device): no clock,
+    no thread and no ring; ``read_indexed`` reads the next block from disk. Times stay the audio's own, so an
+    hour of recording becomes the same clips in a minute. ``error`` holds a read failure, which ends it."""
+
+    overruns = 0
+    dropped_frames = 0
+
+    def __init__(self, path: Path | str, blocksize: int = DEFAULT_BLOCKSIZE):
+        import soundfile as sf
+
+        self.path = Path(path)
+        self.blocksize = blocksize
+        try:
+            self._file = sf.SoundFile(str(self.path))
+        except (sf.LibsndfileError, RuntimeError, OSError) as e:
+            raise CaptureError(f"{self.path}: cannot read audio ({_one_line(e)})") from e
+        self._position = 0
+        self._ended = False
+        self.error: str | None = None
+
+    @property
+    def samplerate(self) -> int:
+        return int(self._file.samplerate)
+
+    @property
+    def channels(self) -> int:
+        return int(self._file.channels)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self._ended = True
+        self._file.close()
+
+    def read(self, timeout: float | None = None) -> np.ndarray:
+        return self.read_indexed(timeout)[1]
+
+    def read_indexed(self, timeout: float | None = None, min_frames: int = 1) -> tuple[int, np.ndarray]:
+        import soundfile as sf
+
+        first = self._position
+        if self._ended:
+            return first, np.zeros((0, self.channels), dtype=np.float32)
+        try:
+            block = self._file.read(max(min_frames, self.blocksize), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, OSError) as e:
+            self.error = f"{self.path}: cannot read audio after {first / self.samplerate:.1f} s ({_one_line(e)})"
+            block = np.zeros((0, self.channels), dtype=np.float32)
+        if len(block) == 0:
+            self._ended = True
+        self._position += len(block)
+        return first, block
+
+
 def redact_url(url: str) -> str:
     """``url`` with any password replaced by ``***`` (camera URLs carry them), for logs and records."""
     parts = urlsplit(url)

@@ -33,7 +33,7 @@ from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
-from .capture import (DEFAULT_BLOCKSIZE, DEFAULT_BUFFER_S, AudioSource, CaptureError, FilePlayer,
+from .capture import (DEFAULT_BLOCKSIZE, DEFAULT_BUFFER_S, AudioSource, CaptureError, FilePlayer, FileReader,
                       MicrophoneSource, StreamSource, redact_url, refresh_portaudio)
 from .devices import DeviceError, FileSource, InputDevice, NetworkSource, list_inputs, resolve
 from ..config import AudioConfig
@@ -162,23 +162,32 @@ class MicrophoneOpener:
 
 
 class FileOpener:
-    """``--device file:PATH``: the recording played in real time, once; its end ends the listener."""
+    """``--device file:PATH``: the recording played in real time, once; its end ends the listener. With
+    ``realtime=False`` it is read as fast as the listener takes it (``FileReader``), its times still the
+    audio's own."""
 
     reconnects = False
 
-    def __init__(self, path: Path, blocksize: int = DEFAULT_BLOCKSIZE, buffer_s: float = DEFAULT_BUFFER_S):
+    def __init__(self, path: Path, blocksize: int = DEFAULT_BLOCKSIZE, buffer_s: float = DEFAULT_BUFFER_S,
+                 realtime: bool = True):
         self.path = Path(path)
         self.name = str(path)
         self.blocksize = blocksize
         self.buffer_s = buffer_s
+        self.realtime = realtime
+        if not realtime:
+            self.resync_s = math.inf  # the audio runs ahead of the wall clock on purpose
 
-    def open(self, again: bool) -> FilePlayer:
+    def open(self, again: bool) -> FilePlayer | FileReader:
+        if not self.realtime:
+            return FileReader(self.path, blocksize=self.blocksize)
         player = FilePlayer(self.path, blocksize=self.blocksize, buffer_s=self.buffer_s)
         player.start()
         return player
 
     def describe(self, source: AudioSource) -> str:
-        return f"{self.path} played in real time at {source.samplerate:,} Hz, {source.channels} channel(s)"
+        pace = "played in real time" if self.realtime else "read as fast as it is scored"
+        return f"{self.path} {pace} at {source.samplerate:,} Hz, {source.channels} channel(s)"
 
 
 class StreamOpener:
@@ -658,11 +667,13 @@ def _reason(source: AudioSource) -> str:
     return f"the stream ended ({reason})" if reason else "the stream failed"
 
 
-def opener_for(source: InputDevice | FileSource | NetworkSource, audio: AudioConfig) -> Opener:
-    """The opener for a resolved ``--device``: a file played in real time, a network stream, or a microphone
-    opened as ``audio`` (the configuration's ``audio:`` section) says."""
+def opener_for(source: InputDevice | FileSource | NetworkSource, audio: AudioConfig,
+               realtime: bool = True) -> Opener:
+    """The opener for a resolved ``--device``: a file played in real time (or, with ``realtime=False``, read
+    as fast as it is scored), a network stream, or a microphone opened as ``audio`` (the configuration's
+    ``audio:`` section) says."""
     if isinstance(source, FileSource):
-        return FileOpener(source.path)
+        return FileOpener(source.path, realtime=realtime)
     if isinstance(source, NetworkSource):
         return StreamOpener(source.url, samplerate=audio.samplerate)
     channel = audio.channel

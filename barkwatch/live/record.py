@@ -10,7 +10,7 @@ but what it keeps is audio, for ``barkwatch label``:
 - in both, every ``background_every_s`` a sample of whatever the room sounds like then, for calibration.
 
 Each is a FLAC clip with a second either side under ``<out>/clips/<date>/``, and one line in
-``<out>/recorded.jsonl`` (kind, clip, local start and end, peak level). Recording stops when the clips reach
+``<out>/recorded.jsonl`` (kind, clip, local start and end, seconds into the stream, peak level). Recording stops when the clips reach
 ``max_bytes`` (nothing is ever deleted: recordings for training are worth more than the newest sound).
 """
 
@@ -191,6 +191,7 @@ class Recorder(Hooks):
         start = datetime.fromisoformat(record["start"])
         line = {"kind": kind, "clip": os.path.relpath(path, self.dir), "start": record["start"],
                 "end": record["end"], "duration_s": round(record["end_offset_s"] - record["offset_s"], 3),
+                "offset_s": round(record["offset_s"], 3),
                 "clip_starts_s_before": round(min(MARGIN_S, record["offset_s"]), 3),
                 "level_dbfs": level, "score": score, "recorded": start.strftime("%Y-%m-%d")}
         self._index.write(json.dumps(line, ensure_ascii=False) + "\n")
