@@ -171,7 +171,6 @@ def record(
     from ..live.capture import NativeStderrFilter
     from ..live.listener import Listener, ListenError, opener_for
     from ..live.record import KEEP_CHOICES, LevelScorer, Recorder, read_index
-    from ..live.devices import FileSource
 
     if keep not in KEEP_CHOICES:
         fail(f"--keep {keep}: choose {' or '.join(KEEP_CHOICES)}")
