@@ -494,6 +494,7 @@ class Point:
     false_alarms_by_category: dict[str, int]
     barks_by_salience: dict[str, int] = field(default_factory=dict)
     found_by_salience: dict[str, int] = field(default_factory=dict)
+    delays_by_salience: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     def recall_of(self, salience: str) -> float:
         n = self.barks_by_salience.get(salience, 0)
@@ -563,7 +564,9 @@ def score_events(events: Sequence[Event], barks: Sequence[Bark], segments: Seque
                  false_alarms=sum(false_by_category.values()), hours=hours, delays_s=tuple(found),
                  false_alarms_by_category=dict(false_by_category),
                  barks_by_salience=dict(Counter(b.salience for b in barks)),
-                 found_by_salience=dict(Counter(b.salience for b, d in zip(barks, delays) if d is not None)))
+                 found_by_salience=dict(Counter(b.salience for b, d in zip(barks, delays) if d is not None)),
+                 delays_by_salience={s: tuple(d for b, d in zip(barks, delays) if d is not None and b.salience == s)
+                                     for s in {b.salience for b in barks}})
 
 
 def thresholds_for(scores: Sequence[float], count: int = THRESHOLDS) -> list[float]:

@@ -208,7 +208,7 @@ def record(
     opener = opener_for(source, cfg.audio, realtime=not fast)
     try:
         recorder = Recorder(out, "sound" if keep == "sounds" else "bark", max_bytes=int(max_mb * 1e6),
-                            background_every_s=background_every * 60.0)
+                            background_every_s=background_every * 60.0, wait_for_writer=fast)
     except OSError as e:
         fail(f"--out {out}: cannot write here ({e.strerror or e})")
     listener = Listener(opener, detector, on_record=recorder.record, hooks=recorder)

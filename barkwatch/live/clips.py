@@ -168,6 +168,9 @@ class ClipRecorder:
     - ``flush()`` when the stream ends: unfinished clips are written with the audio there is;
     - ``close()`` at the end: flush, and wait for the writer.
 
+    With ``wait_for_writer`` a clip whose turn has not come waits for the writer (``record --fast``: audio
+    read from a file at full speed outruns the encoder, and no microphone is waiting) instead of being skipped.
+
     The returned path may never exist: a clip is skipped on a disk error (one warning while errors last, and an
     info line once clips are written again) and the quota deletes old ones. The quota is applied by the writer
     when the recorder starts and after each clip: clips older than ``max_age_days`` (by file time; 0: no
@@ -177,7 +180,8 @@ class ClipRecorder:
 
     def __init__(self, clips_dir: str | os.PathLike, settings: ClipsConfig, samplerate: int,
                  now: Callable[[], float] = time.time, *, max_clip_s: float = MAX_CLIP_S,
-                 history_margin_s: float = HISTORY_MARGIN_S, encoder: tuple[str, ...] = ENCODER):
+                 history_margin_s: float = HISTORY_MARGIN_S, encoder: tuple[str, ...] = ENCODER,
+                 wait_for_writer: bool = False):
         if settings.format not in FORMATS:
             raise ValueError(f"clips.format must be {' or '.join(FORMATS)}, got {settings.format!r}")
         for name in ("pre_roll_s", "post_roll_s", "max_age_days"):
@@ -193,6 +197,7 @@ class ClipRecorder:
         self.samplerate = int(samplerate)
         self._now = now
         self._encoder = tuple(encoder)
+        self._wait_for_writer = wait_for_writer
         self._max_clip = int(round(max_clip_s * self.samplerate))
         self._ring = np.zeros(math.ceil((settings.pre_roll_s + history_margin_s) * self.samplerate),
                               np.float32)
@@ -319,7 +324,7 @@ class ClipRecorder:
         clip = self._clips.pop(event_id)
         frames = min(clip.until, clip.next) - clip.begin
         try:
-            self._queue.put_nowait(_Job(clip.path, clip.chunks, frames))
+            self._queue.put(_Job(clip.path, clip.chunks, frames), block=self._wait_for_writer)
         except queue.Full:
             self._count(skipped=1)
             if not self._behind:

@@ -94,13 +94,15 @@ class Recorder(Hooks):
     the background (``audio``), the index, and the disk budget (``on_full`` is called once it is reached)."""
 
     def __init__(self, out_dir: Path, kind: str, *, max_bytes: int, background_every_s: float = 600.0,
-                 background_s: float = 10.0, on_full: Callable[[], None] = lambda: None):
+                 background_s: float = 10.0, on_full: Callable[[], None] = lambda: None,
+                 wait_for_writer: bool = False):
         self.dir = Path(out_dir)
         self.kind = kind
         self.max_bytes = max_bytes
         self.background_every_s = background_every_s
         self.background_s = background_s
         self.on_full = on_full
+        self.wait_for_writer = wait_for_writer  # a file read at full speed: clips wait, none is skipped
         self.counts = {kind: 0, "background": 0}
         self.full = False
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +122,8 @@ class Recorder(Hooks):
             self._clips.close(timeout=0)
         settings = ClipsConfig(format="flac", pre_roll_s=MARGIN_S, post_roll_s=MARGIN_S,
                                max_total_mb=1e12, max_age_days=0)  # never deletes: the budget stops instead
-        self._clips = ClipRecorder(self.dir / "clips", settings, samplerate, max_clip_s=MAX_STRETCH_S + 2 * MARGIN_S)
+        self._clips = ClipRecorder(self.dir / "clips", settings, samplerate, max_clip_s=MAX_STRETCH_S + 2 * MARGIN_S,
+                                   wait_for_writer=self.wait_for_writer)
         self._start = start
         self._next_background = min(self.background_every_s / 2, 30.0)  # a first sample soon after starting
 
