@@ -2,7 +2,7 @@
 
     python benchmarks/home.py [--data ../shared/data/barks-dev] [--holdout FILE|none] [--homes 8] [--seed 0]
                               [--out benchmarks/results/home] [--labels-budget 60] [--day-minutes 60]
-                              [--after-minutes 120] [--jobs 2] [--modes default,default+calibrate,...]
+                              [--after-minutes 90] [--jobs 2] [--modes default,default+calibrate,...]
 
 A home (built from a data folder with a ``manifest.jsonl`` like ``../shared/data/barks-dev``'s):
 - **its dog**: the bark clips of one recording (``source_id``) with 3 or more clips, preferring foreground
@@ -26,8 +26,9 @@ other clips, 20 an hour, and the neighbour's, 6 an hour, with new draws of the h
 Then the owner's steps, each the real command (``python -m barkwatch ...``):
 1. ``record --device file:day1.wav --fast`` keeps every stretch that stands out from the room;
 2. the labels an owner would give in ``label``, from the truth (a clip holding the dog's bark ``my_dog``, the
-   neighbour's ``other_dog``, else ``not_bark``), in the order ``label`` shows them, at most
-   ``--labels-budget`` decisions, written with ``label``'s own writer to ``labels.jsonl``;
+   neighbour's ``other_dog``, else ``not_bark``), in the order ``label`` shows them (``--label-order``:
+   ``score``, its default, the most bark-like first; or ``time``), at most ``--labels-budget`` decisions,
+   written with ``label``'s own writer to ``labels.jsonl``;
 3. ``train --labels labels.jsonl --negatives samples/other --init models/default.pt`` (enrolled) and
    ``train --labels labels.jsonl`` with the notebook's preset and objective (``--preset seed``, one-class:
    a VAE of the dog's barks alone, its RL and KL read by a linear classifier);
@@ -91,7 +92,7 @@ BUDGET_PER_HOUR = 0.5  # calibrate's --budget: the issue's target
 # The notebook's model (4 M parameters, 3 s windows) costs about 70 ms a window on a CPU: it is scanned as the
 # notebook scored clips, one 3 s window after another, and an event needs one window over its threshold.
 NOTEBOOK_HOP_S = 3.0
-NOTEBOOK_EPOCHS = 20
+NOTEBOOK_EPOCHS = 8  # its validation loss is lowest within the first few epochs on a day of labels
 START = "2026-06-01T08:00:00+00:00"  # day 1 begins; the weeks after are scored from their own start
 
 
@@ -279,21 +280,28 @@ def barkwatch(*args: str, log: Path, threads: int = 1) -> None:
         raise HomeError(f"barkwatch {args[0]} failed (exit {code}): {last[0] if last else ''}; see {log}")
 
 
-def label_from_truth(recorded: Path, truth: dict, budget: int) -> dict[str, int]:
-    """Write ``recorded/labels.jsonl`` as an owner would in ``label``: the clips in the order it shows them,
-    at most ``budget`` decisions, each from what the clip's stretch holds. Returns the counts by label."""
-    from barkwatch.home.label import LABELS_NAME, LabelFile, find_clips
+def label_from_truth(recorded: Path, truth: dict, budget: int, order: str) -> dict[str, int]:
+    """Write ``recorded/labels.jsonl`` as an owner would in ``label --order ORDER``: the clips in the order it
+    shows them (scored by the shipped model, as ``label`` scores them), at most ``budget`` decisions, each from
+    what the clip's stretch holds. Returns the counts by label."""
+    import torch
+
+    from barkwatch.detection.detector import Detector, DetectorSettings
+    from barkwatch.home.label import LABELS_NAME, LabelFile, find_clips, in_order, scorer_for
     from barkwatch.live.record import read_index
 
+    torch.set_num_threads(1)
     offsets = {e["clip"]: (e["offset_s"], e["offset_s"] + e["duration_s"]) for e in read_index(recorded)}
     counts: dict[str, int] = {}
+    score = scorer_for(Detector.load(DEFAULT_MODEL, DetectorSettings(gate_dbfs=-math.inf), compute="cpu"))
+    clips, scores = in_order(find_clips(recorded), score, order)
     writer = LabelFile(recorded / LABELS_NAME)
     try:
-        for clip in [c for c in find_clips(recorded) if c.kind != "background"][:budget]:
+        for clip in [c for c in clips if c.kind != "background"][:budget]:
             start, end = offsets[clip.name]
             held = {b["dog"] for b in truth["barks"] if b["onset_s"] < end and b["offset_s"] > start}
             label = "my_dog" if "mine" in held else "other_dog" if "neighbour" in held else "not_bark"
-            writer.write(clip, label, None)
+            writer.write(clip, label, scores.get(clip.name))
             counts[label] = counts.get(label, 0) + 1
     finally:
         writer.close()
@@ -356,7 +364,7 @@ def judge(events: Sequence, truth: dict, threshold: float, window_s: float) -> d
 
 
 def run_home(plan: HomePlan, data: Path, out: Path, day_minutes: float, quiet_minutes: float,
-             after_minutes: float, seed: int, budget: int, modes: Sequence[str]) -> dict:
+             after_minutes: float, seed: int, budget: int, modes: Sequence[str], label_order: str = "score") -> dict:
     """Every step for one home; returns its row."""
     from barkwatch.home.calibrate import events_at
 
@@ -376,7 +384,9 @@ def run_home(plan: HomePlan, data: Path, out: Path, day_minutes: float, quiet_mi
     recorded = folder / "recorded"
     step("record", "record", "--device", f"file:{folder / 'day1.wav'}", "--fast", "--out", str(recorded),
          "--background-every", "0", "--model", str(DEFAULT_MODEL), "-q")
-    labels = label_from_truth(recorded, truths["day1"], budget)
+    t = time.perf_counter()
+    labels = label_from_truth(recorded, truths["day1"], budget, label_order)
+    took["label_s"] = time.perf_counter() - t
     labels_file = recorded / "labels.jsonl"
     models: dict[str, Path] = {}
     thresholds: dict[str, float] = {}
@@ -510,10 +520,12 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "home")
     ap.add_argument("--labels-budget", type=int, default=60, help="most labelling decisions per home")
+    ap.add_argument("--label-order", default="score", choices=("score", "time"),
+                    help="the order the owner labels in (label --order): score, label's default, or time")
     ap.add_argument("--day-minutes", type=float, default=60.0, help="length of the enrolment day's recording")
     ap.add_argument("--quiet-minutes", type=float, default=60.0, help="length of the home's hour with no "
                     "barking, for calibrate")
-    ap.add_argument("--after-minutes", type=float, default=120.0, help="length of the weeks after, scored")
+    ap.add_argument("--after-minutes", type=float, default=90.0, help="length of the weeks after, scored")
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--jobs", type=int, default=2, help="homes run at once (one CPU thread each)")
     return ap
@@ -541,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with ProcessPoolExecutor(max_workers=a.jobs) as pool, \
                 tqdm(total=len(plans), unit="home", desc="homes", dynamic_ncols=True) as bar:
             futures = [pool.submit(run_home, p, a.data, a.out, a.day_minutes, a.quiet_minutes, a.after_minutes,
-                                   a.seed, a.labels_budget, modes) for p in plans]
+                                   a.seed, a.labels_budget, modes, a.label_order) for p in plans]
             for future in as_completed(futures):
                 rows.append(future.result())
                 bar.update(1)
@@ -550,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"home.py: {e}", file=sys.stderr)
         return 2
     result = {"data": str(a.data), "holdout": holdout, "seed": a.seed, "homes_count": len(rows),
-              "labels_budget": a.labels_budget, "day_minutes": a.day_minutes, "quiet_minutes": a.quiet_minutes,
+              "labels_budget": a.labels_budget, "label_order": a.label_order, "day_minutes": a.day_minutes, "quiet_minutes": a.quiet_minutes,
               "after_minutes": a.after_minutes,
               "calibrate_budget_per_hour": BUDGET_PER_HOUR, "model": str(DEFAULT_MODEL.relative_to(REPO)),
               "wall_s": round(time.perf_counter() - clock, 1), "jobs": a.jobs,

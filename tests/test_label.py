@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from barkwatch.home.label import Clip, draw_image, find_clips, labels_in, render
+from barkwatch.home.label import Clip, LabelError, draw_image, find_clips, in_order, labels_in, render
 from helpers import DOGS, OTHERS, REPO, run_cli
 
 
@@ -118,7 +118,7 @@ def test_labelling_through_a_terminal_resumes_and_undoes(recorded, tmux):
     clips = find_clips(recorded)
     assert [c.start for c in clips] == sorted(c.start for c in clips)  # time order, not the index's order
 
-    t = tmux("label", str(recorded), "--no-play")
+    t = tmux("label", str(recorded), "--no-play", "--order", "time")
     screen = t.wait_for("clip 1 of 5")
     assert clips[0].name in screen and re.search(r"score [01]\.\d\d", screen) and "not playing" in screen
     assert "\u2580" in screen  # the spectrogram's half-blocks
@@ -139,7 +139,7 @@ def test_labelling_through_a_terminal_resumes_and_undoes(recorded, tmux):
     assert labels_in(recorded / "labels.jsonl") == {clips[0].name: "my_dog", clips[1].name: "my_dog"}
 
     # A second run starts at the first clip without a label, and finishes the folder.
-    t = tmux("label", str(recorded), "--no-play")
+    t = tmux("label", str(recorded), "--no-play", "--order", "time")
     t.wait_for("clip 3 of 5")
     t.keys("n")
     t.wait_for("clip 4 of 5")
@@ -188,3 +188,36 @@ def test_label_needs_a_terminal_and_a_folder_with_clips(tmp_path, recorded):
     assert result.returncode == 2 and "no clips to label" in result.stderr
     result = run_cli("label", str(recorded))  # stdin is not a terminal here
     assert result.returncode == 2 and "needs a terminal" in result.stderr
+
+
+def test_score_order_puts_the_most_bark_like_first_and_background_samples_last():
+    clips = [Clip(Path(f"{n}.flac"), f"{n}.flac", f"2026-11-25T10:0{k}:00", kind)
+             for k, (n, kind) in enumerate([("door", "sound"), ("bark", "sound"), ("room", "background"),
+                                            ("broken", "sound"), ("kettle", "sound")])]
+    scores = {"door.flac": 0.2, "bark.flac": 0.97, "room.flac": 0.99, "broken.flac": None, "kettle.flac": 0.6}
+    asked = []
+
+    def score(path):
+        asked.append(path.name)
+        return scores[path.name]
+
+    ordered, known = in_order(clips, score, "score")
+    assert [c.name for c in ordered] == ["bark.flac", "kettle.flac", "door.flac", "broken.flac", "room.flac"]
+    assert known == scores and sorted(asked) == sorted(scores)  # each clip scored once, the scores kept
+    assert in_order(clips, score, "time") == (clips, {})
+    with pytest.raises(LabelError, match="--order loudest"):
+        in_order(clips, score, "loudest")
+
+
+@pytest.mark.slow
+def test_by_default_the_most_bark_like_clip_comes_first(recorded, tmux):
+    from barkwatch.detection.detector import Detector, DetectorSettings
+    from barkwatch.home.label import scorer_for
+
+    score = scorer_for(Detector.load(None, DetectorSettings(gate_dbfs=-float("inf"))))
+    best = max(find_clips(recorded), key=lambda c: score(c.path))
+    t = tmux("label", str(recorded), "--no-play")
+    screen = t.wait_for("clip 1 of 5")
+    assert best.name in screen and f"score {score(best.path):.2f}" in screen
+    t.keys("q")
+    t.wait_for("EXITED 0")

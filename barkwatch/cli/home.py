@@ -19,6 +19,8 @@ def label(
                                   "folder of audio files."),
     model: ModelFile = None,
     no_play: bool = typer.Option(False, "--no-play", help="Show the clips without playing them."),
+    order: str = typer.Option("score", "--order", help="score: the most bark-like clips first (the barks, then "
+                              "the sounds the model takes for barks: the labels worth most); time: as heard."),
     config_file: ConfigFile = None,
 ) -> None:
     """Label clips one key at a time: my dog, other dog, not a bark. Resumable; writes FOLDER/labels.jsonl."""
@@ -30,7 +32,7 @@ def label(
     # The gate open: a faint bark deserves a score too. Clips are scored whole, all channels mixed.
     score = scorer_for(detector_from_config(config, gate_dbfs=-math.inf, channel=None))
     try:
-        counts = run(folder, score, play=not no_play)
+        counts = run(folder, score, play=not no_play, order=order)
     except LabelError as e:
         fail(str(e))
     except OSError as e:
