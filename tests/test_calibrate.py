@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from barkwatch.home.calibrate import OperatingPoint, candidate_thresholds, choose, sweep
+from barkwatch.home.calibrate import OperatingPoint, candidate_thresholds, centre, choose, sweep
 from barkwatch.config import ConfigError, load_config, set_in_file
 from barkwatch.detection.events import TrackerSettings, WindowScore
 from helpers import DOGS, OTHERS, REPO, run_cli
@@ -41,6 +41,24 @@ def test_choose_takes_the_lowest_threshold_that_is_safe_from_there_up():
     assert choose(points, budget_per_hour=2).threshold == 0.5
     assert choose(points, budget_per_hour=0).threshold == 0.7
     assert choose([point(0.9, 3)], budget_per_hour=2) is None
+
+
+def test_with_barks_the_threshold_is_centred_between_the_home_and_the_dog():
+    def point(t, fa, found):
+        return OperatingPoint(t, fa, 1.0, found, 4)
+
+    points = [point(0.5, 3, 4), point(0.8, 0, 4), point(0.9, 0, 4), point(0.98, 0, 4), point(0.99, 0, 3),
+              point(0.995, 0, 4)]  # 0.995 finds 4 again (merging), but 0.99 already lost one
+    safe = choose(points, budget_per_hour=0)
+    assert safe.threshold == 0.8
+    # Halfway in log-odds between 0.8 (log-odds 1.39) and 0.98 (3.89): log-odds 2.64.
+    assert centre(points, safe) == pytest.approx(1 / (1 + np.exp(-(np.log(4) + np.log(49)) / 2)))
+    assert 0.9 < centre(points, safe) < 0.98
+    # Without barks, or with none found at the safe threshold, the safe threshold stays.
+    bare = [OperatingPoint(t, 0, 1.0, 0, 0) for t in (0.8, 0.9)]
+    assert centre(bare, bare[0]) == 0.8
+    lost = [point(0.8, 0, 0), point(0.9, 0, 0)]
+    assert centre(lost, lost[0]) == 0.8
 
 
 def test_candidate_thresholds_are_dense_at_the_top_and_end_above_every_score():
@@ -119,10 +137,12 @@ def test_calibrate_writes_the_threshold_detect_then_meets(home, tmp_path):
     assert load_config(config, env={}, search=[]).config.detector.threshold == chosen["threshold"]
 
     # The known answer, from detect itself: the calibrated model (no --threshold) raises at most one event
-    # on the background; the next lower threshold calibrate tried raises more; the bark clips found match.
+    # on the background; the next lower threshold than the lowest safe one raises more; the bark clips found
+    # match. With bark clips the threshold is centred above the safe one, finding as many clips.
     assert len(events_from_detect(tmp_path, tmp_path / "calibrated.pt", background)) == chosen["false_alarms"] <= 1
-    lower = max(p["threshold"] for p in report["points"] if p["threshold"] < chosen["threshold"])
-    assert lower < chosen["threshold"]
+    safe = report["safe"]
+    assert safe["threshold"] <= chosen["threshold"] and safe["found"] == chosen["found"]
+    lower = max(p["threshold"] for p in report["points"] if p["threshold"] < safe["threshold"])
     result = run_cli("detect", str(background), "--threshold", str(lower), "--events", "-", "-q")
     assert sum('"event": "bark"' in line for line in result.stdout.splitlines()) > 1
     found = {e["source"] for e in events_from_detect(tmp_path, tmp_path / "calibrated.pt",

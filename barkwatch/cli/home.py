@@ -86,7 +86,13 @@ def calibrate(
     if hours <= 0:
         fail("--background: no audio in the given files")
     points = cal.sweep(streams, hours, bark_streams, settings)
-    chosen = cal.choose(points, budget)
+    chosen = safe = cal.choose(points, budget)
+    if chosen is not None and bark_streams:
+        centred = cal.sweep(streams, hours, bark_streams, settings, thresholds=[cal.centre(points, chosen)])[0]
+        if centred.false_alarms_per_hour <= budget and centred.found >= chosen.found:
+            points = sorted([p for p in points if p.threshold != centred.threshold] + [centred],
+                            key=lambda p: p.threshold)
+            chosen = centred
     title = (f"{loaded.path.name} on {len(background_paths)} background file(s), {hours:.2f} h"
              + (f", {len(bark_paths)} bark clip(s)" if bark_paths else ""))
     if plot is not None:
@@ -94,6 +100,7 @@ def calibrate(
     if as_json:
         typer.echo(json.dumps({"model": str(loaded.path), "hours": hours, "budget_per_hour": budget,
                                "chosen": chosen.to_dict() if chosen else None,
+                               "safe": safe.to_dict() if safe else None,
                                "points": [p.to_dict() for p in points]}, indent=2))
     else:
         typer.echo(f"{title}; model threshold {loaded.threshold:.4f}")

@@ -8,9 +8,11 @@ replays the window scores through the event tracker at every candidate threshold
 - a false alarm is an event on the background; false alarms per hour = events / hours of background;
 - a bark clip is found when it raises at least one event; recall = found clips / bark clips.
 
-The threshold chosen is the lowest one from which every higher candidate also stays within the budget: the
+The safe threshold is the lowest one from which every higher candidate also stays within the budget: the
 most sensitive setting that is safe, even where merging makes the event count dip and rise again between
-neighbouring thresholds. Everything here but ``scan_windows`` is pure (window scores in, numbers out).
+neighbouring thresholds. With bark clips, the threshold chosen is then ``centre``d between it and the highest
+threshold that still finds as many of them: an hour of background is a small sample of a home's sounds, and a
+threshold just above its loudest false alarm is one new sound away from the next. Everything here but ``scan_windows`` is pure (window scores in, numbers out).
 """
 
 from __future__ import annotations
@@ -105,6 +107,23 @@ def choose(points: Sequence[OperatingPoint], budget_per_hour: float) -> Operatin
             break
         chosen = p
     return chosen
+
+
+def centre(points: Sequence[OperatingPoint], safe: OperatingPoint) -> float:
+    """With bark clips, the threshold halfway in log-odds between ``safe`` (``choose``'s answer) and the highest
+    threshold above it that still finds as many of the clips: as far above the home's own sounds as the dog's
+    barks allow, so that sounds a little more bark-like than those of the background recordings (next week's
+    television) do not become false alarms at once. Without bark clips, or when none is found, ``safe``'s."""
+    if not safe.barks or not safe.found:
+        return safe.threshold
+    top = safe.threshold
+    for p in sorted((p for p in points if p.threshold > safe.threshold), key=lambda p: p.threshold):
+        if p.found < safe.found:
+            break
+        top = p.threshold
+    lo, hi = (min(max(t, 1e-6), 1 - 1e-6) for t in (safe.threshold, top))
+    middle = (math.log(lo / (1 - lo)) + math.log(hi / (1 - hi))) / 2
+    return 1 / (1 + math.exp(-middle))
 
 
 def scan_windows(paths: Sequence[Path], detector: Detector,
