@@ -364,7 +364,7 @@ def judge(events: Sequence, truth: dict, threshold: float, window_s: float) -> d
 
 
 def run_home(plan: HomePlan, data: Path, out: Path, day_minutes: float, quiet_minutes: float,
-             after_minutes: float, seed: int, budget: int, modes: Sequence[str], label_order: str = "score") -> dict:
+             after_minutes: float, seed: int, budget: int, modes: Sequence[str], label_order: str = "score", margin: str = "centre") -> dict:
     """Every step for one home; returns its row."""
     from barkwatch.home.calibrate import events_at
 
@@ -396,15 +396,15 @@ def run_home(plan: HomePlan, data: Path, out: Path, day_minutes: float, quiet_mi
         thresholds["default"] = model_threshold(DEFAULT_MODEL)
     if "default+calibrate" in wanted:
         step("calibrate", "calibrate", "--model", str(DEFAULT_MODEL), "--background", str(folder / "quiet.wav"),
-             "--barks", str(labels_file), "--budget", str(BUDGET_PER_HOUR), "--out", str(folder / "default-cal.pt"),
-             "-q")
+             "--barks", str(labels_file), "--budget", str(BUDGET_PER_HOUR), "--margin", margin,
+             "--out", str(folder / "default-cal.pt"), "-q")
         thresholds["default+calibrate"] = model_threshold(folder / "default-cal.pt")
     if "enrolled+calibrate" in wanted:
         step("train", "train", "--labels", str(labels_file), "--negatives", str(NEGATIVES), "--init",
              str(DEFAULT_MODEL), "--out", str(folder / "enrolled.pt"), "--seed", str(seed))
         step("calibrate", "calibrate", "--model", str(folder / "enrolled.pt"), "--background",
-             str(folder / "quiet.wav"), "--barks", str(labels_file), "--budget", str(BUDGET_PER_HOUR), "--out",
-             str(folder / "enrolled-cal.pt"), "-q")
+             str(folder / "quiet.wav"), "--barks", str(labels_file), "--budget", str(BUDGET_PER_HOUR), "--margin",
+             margin, "--out", str(folder / "enrolled-cal.pt"), "-q")
         models["enrolled+calibrate"] = folder / "enrolled-cal.pt"
         thresholds["enrolled+calibrate"] = model_threshold(folder / "enrolled-cal.pt")
     if "notebook" in wanted:
@@ -522,6 +522,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--labels-budget", type=int, default=60, help="most labelling decisions per home")
     ap.add_argument("--label-order", default="score", choices=("score", "time"),
                     help="the order the owner labels in (label --order): score, label's default, or time")
+    ap.add_argument("--margin", default="centre", choices=("centre", "none"),
+                    help="calibrate --margin: centre, its default, or none")
     ap.add_argument("--day-minutes", type=float, default=60.0, help="length of the enrolment day's recording")
     ap.add_argument("--quiet-minutes", type=float, default=60.0, help="length of the home's hour with no "
                     "barking, for calibrate")
@@ -553,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with ProcessPoolExecutor(max_workers=a.jobs) as pool, \
                 tqdm(total=len(plans), unit="home", desc="homes", dynamic_ncols=True) as bar:
             futures = [pool.submit(run_home, p, a.data, a.out, a.day_minutes, a.quiet_minutes, a.after_minutes,
-                                   a.seed, a.labels_budget, modes, a.label_order) for p in plans]
+                                   a.seed, a.labels_budget, modes, a.label_order, a.margin) for p in plans]
             for future in as_completed(futures):
                 rows.append(future.result())
                 bar.update(1)
@@ -562,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"home.py: {e}", file=sys.stderr)
         return 2
     result = {"data": str(a.data), "holdout": holdout, "seed": a.seed, "homes_count": len(rows),
-              "labels_budget": a.labels_budget, "label_order": a.label_order, "day_minutes": a.day_minutes, "quiet_minutes": a.quiet_minutes,
+              "labels_budget": a.labels_budget, "label_order": a.label_order, "margin": a.margin, "day_minutes": a.day_minutes, "quiet_minutes": a.quiet_minutes,
               "after_minutes": a.after_minutes,
               "calibrate_budget_per_hour": BUDGET_PER_HOUR, "model": str(DEFAULT_MODEL.relative_to(REPO)),
               "wall_s": round(time.perf_counter() - clock, 1), "jobs": a.jobs,

@@ -47,6 +47,9 @@ def calibrate(
                                      "labels.jsonl for its 'my dog' clips; repeatable): a clip with an event "
                                      "is found. Gives the recall column."),
     budget: float = typer.Option(0.5, "--budget", min=0.0, help="False alarms per hour to allow."),
+    margin: str = typer.Option("centre", "--margin", help="centre: with --barks, halfway (log-odds) from the "
+                               "lowest safe threshold to the highest that finds as many clips; none: the lowest "
+                               "safe threshold (more barks found, sooner, more false alarms later)."),
     model: ModelFile = None,
     out: Optional[Path] = typer.Option(None, "--out", help="Write a copy of the model with the chosen "
                                        "threshold here (it may be the model file itself)."),
@@ -64,6 +67,8 @@ def calibrate(
     from ..model.modelfile import ModelFileError, update_metadata
 
     setup_logging(quiet)
+    if margin not in ("centre", "none"):
+        fail(f"--margin {margin}: choose centre or none")
     config = load_config(config_file, {"model.path": model}).config
     background_paths = audio_paths("--background", background)
     bark_paths = audio_paths("--barks", [b for b in barks if b.suffix != ".jsonl"])
@@ -87,7 +92,7 @@ def calibrate(
         fail("--background: no audio in the given files")
     points = cal.sweep(streams, hours, bark_streams, settings)
     chosen = safe = cal.choose(points, budget)
-    if chosen is not None and bark_streams:
+    if chosen is not None and bark_streams and margin == "centre":
         centred = cal.sweep(streams, hours, bark_streams, settings, thresholds=[cal.centre(points, chosen)])[0]
         if centred.false_alarms_per_hour <= budget and centred.found >= chosen.found:
             points = sorted([p for p in points if p.threshold != centred.threshold] + [centred],
