@@ -338,13 +338,6 @@ def model_threshold(path: Path) -> float:
     return float(load(path, "cpu").threshold)
 
 
-def model_window_s(path: Path) -> float:
-    from barkwatch.model.modelfile import load
-
-    model = load(path, "cpu")
-    return model.window_samples / model.sample_rate
-
-
 def judge(events: Sequence, truth: dict, threshold: float, window_s: float) -> dict:
     """The figures of one mode on the weeks after (see the module docstring); an event finds a bark when it
     starts less than ``window_s`` (the model's window) before its onset, or in it."""
@@ -430,7 +423,7 @@ def run_home(plan: HomePlan, data: Path, out: Path, day_minutes: float, quiet_mi
                 reported = read_events(events)
                 if [(e.start_s, e.end_s) for e in reported] != [(e.start_s, e.end_s) for e in replayed]:
                     raise HomeError(f"{events}: detect's events differ from the replayed scores'; a bug")
-            rows[mode] = judge(replayed, after, thresholds[mode], model_window_s(path))
+            rows[mode] = judge(replayed, after, thresholds[mode], windows[0].end_s - windows[0].start_s)
     took["total_s"] = time.perf_counter() - clock
     return {"home": plan.number, "dog": plan.dog, "neighbour": plan.neighbour[0].source,
             "enrol_clips": [c.file for c in plan.enrol], "later_clips": [c.file for c in plan.later],

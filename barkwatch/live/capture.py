@@ -314,7 +314,30 @@ class MicrophoneSource(_RingSource):
         self._ring.close()
 
 
-class FilePlayer(_RingSource):
+class _RecordingFile:
+    """What the two file sources share: the file opened (a one-line ``CaptureError`` if it cannot be read), its
+    rate and channels."""
+
+    def _open(self, path: Path | str, blocksize: int) -> None:
+        import soundfile as sf
+
+        self.path = Path(path)
+        self.blocksize = blocksize
+        try:
+            self._file = sf.SoundFile(str(self.path))
+        except (sf.LibsndfileError, RuntimeError, OSError) as e:
+            raise CaptureError(f"{self.path}: cannot read audio ({_one_line(e)})") from e
+
+    @property
+    def samplerate(self) -> int:
+        return int(self._file.samplerate)
+
+    @property
+    def channels(self) -> int:
+        return int(self._file.channels)
+
+
+class FilePlayer(_RingSource, _RecordingFile):
     """A recording played in real time (``--device file:PATH``): it behaves like a microphone.
 
     A thread reads ``path`` in blocks of ``blocksize`` frames and writes each into the ring when its last
@@ -324,27 +347,12 @@ class FilePlayer(_RingSource):
     """
 
     def __init__(self, path: Path | str, blocksize: int = DEFAULT_BLOCKSIZE, buffer_s: float = DEFAULT_BUFFER_S):
-        import soundfile as sf
-
-        self.path = Path(path)
-        self.blocksize = blocksize
-        try:
-            self._file = sf.SoundFile(str(self.path))
-        except (sf.LibsndfileError, RuntimeError, OSError) as e:
-            raise CaptureError(f"{self.path}: cannot read audio ({_one_line(e)})") from e
+        self._open(path, blocksize)
         self._ring = RingBuffer(max(int(self._file.samplerate * buffer_s), blocksize), self._file.channels)
         self._stop = threading.Event()
         self._finished = threading.Event()
         self.error: str | None = None
         self._thread = threading.Thread(target=self._play, name=f"play {self.path.name}", daemon=True)
-
-    @property
-    def samplerate(self) -> int:
-        return int(self._file.samplerate)
-
-    @property
-    def channels(self) -> int:
-        return int(self._file.channels)
 
     @property
     def finished(self) -> bool:
@@ -393,7 +401,7 @@ class FilePlayer(_RingSource):
                 self._finished.set()
 
 
-class FileReader:
+class FileReader(_RecordingFile):
     """A recording read as fast as the listener takes it (``record --fast`` on a ``file:`` device): no clock,
     no thread and no ring; ``read_indexed`` reads the next block from disk. Times stay the audio's own, so an
     hour of recording becomes the same clips in a minute. ``error`` holds a read failure, which ends it."""
@@ -402,25 +410,10 @@ class FileReader:
     dropped_frames = 0
 
     def __init__(self, path: Path | str, blocksize: int = DEFAULT_BLOCKSIZE):
-        import soundfile as sf
-
-        self.path = Path(path)
-        self.blocksize = blocksize
-        try:
-            self._file = sf.SoundFile(str(self.path))
-        except (sf.LibsndfileError, RuntimeError, OSError) as e:
-            raise CaptureError(f"{self.path}: cannot read audio ({_one_line(e)})") from e
+        self._open(path, blocksize)
         self._position = 0
         self._ended = False
         self.error: str | None = None
-
-    @property
-    def samplerate(self) -> int:
-        return int(self._file.samplerate)
-
-    @property
-    def channels(self) -> int:
-        return int(self._file.channels)
 
     @property
     def ended(self) -> bool:
