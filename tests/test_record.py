@@ -160,3 +160,77 @@ def test_fast_reads_a_long_recording_in_less_than_its_length_with_its_own_times(
     # Local times follow the audio, not the wall clock: the second bark is 50 s after the first.
     starts = sorted(datetime.fromisoformat(e["start"]).timestamp() for e in sounds)[:2]
     assert starts[1] - starts[0] == pytest.approx(50.0, abs=0.5)
+
+
+def test_keep_all_writes_every_sample_in_pieces_and_indexes_each(tmp_path):
+    """``StreamRecorder`` fed a real recording in blocks: 10 s pieces whose samples are the input's (to 16
+    bits), each indexed with its offset once closed, no ``.part`` file left."""
+    from barkwatch.live.record import StreamRecorder
+
+    audio = np.concatenate([sf.read(str(p), dtype="float32")[0] for p in sorted(DOGS.iterdir())[:6]])[:25 * SR]
+    recorder = StreamRecorder(tmp_path / "quiet", max_bytes=10**9, piece_s=10.0)
+    recorder.stream_began(datetime(2026, 12, 5, 7, 0, 0).astimezone(), SR)
+    block = 5000  # not a divisor of a piece: blocks cross the pieces' ends
+    for i in range(0, len(audio), block):
+        recorder.audio(audio[i:i + block], i / SR)
+    recorder.stream_ended()
+    recorder.close()
+    entries = read_index(tmp_path / "quiet")
+    assert [e["kind"] for e in entries] == ["audio"] * 3
+    assert [e["offset_s"] for e in entries] == [0.0, 10.0, 20.0]
+    assert [e["duration_s"] for e in entries] == [10.0, 10.0, 5.0]
+    assert entries[1]["start"].startswith("2026-12-05T07:00:10")
+    pieces = [sf.read(str(tmp_path / "quiet" / e["clip"]), dtype="float32") for e in entries]
+    assert all(rate == SR for _, rate in pieces)
+    # 16 bits: what the decoder gave over full scale (a loud ESC-50 bark does) is clipped there.
+    np.testing.assert_allclose(np.concatenate([a for a, _ in pieces]), np.clip(audio, -1, 1), atol=1.0 / 32768)
+    assert not list((tmp_path / "quiet").rglob("*.part")) and recorder.seconds == pytest.approx(25.0)
+
+
+def test_keep_all_on_a_full_disk_stops_with_the_pieces_before_it_kept(tmp_path, tmpfs):
+    from barkwatch.live.record import StreamRecorder
+
+    out = tmpfs("256k")
+    stopped = []
+    recorder = StreamRecorder(out / "quiet", max_bytes=10**9, piece_s=1.0, on_full=lambda: stopped.append(1))
+    recorder.stream_began(datetime.now().astimezone(), SR)
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, 60 * SR).astype(np.float32)  # about 2 MB as FLAC
+    for i in range(0, len(noise), SR // 4):
+        recorder.audio(noise[i:i + SR // 4], i / SR)
+        time.sleep(0.001)  # the writer's pace, as a real stream would give it
+    recorder.close()
+    assert recorder.error and "cannot write the recording" in recorder.error and stopped == [1]
+    entries = read_index(out / "quiet")
+    assert entries, "the pieces written before the disk filled are indexed"
+    for e in entries:  # and every one reads back whole
+        kept, _ = sf.read(str(out / "quiet" / e["clip"]), dtype="float32")
+        assert len(kept) == round(e["duration_s"] * SR)
+
+
+def test_keep_all_records_the_microphone(vmic, tmp_path):
+    """``record --keep all`` through sounddevice from the virtual microphone: the clip played is in the piece."""
+    play, audio = quiet_then(DOGS / "ESC-50_dog_1-30344-A-0.ogg", tmp_path, before_s=2.0, after_s=2.0)
+    out = tmp_path / "quiet"
+    err_path = tmp_path / "record.stderr"
+    with open(err_path, "w") as stderr_file:
+        proc = subprocess.Popen([sys.executable, "-m", "barkwatch", "record", "--device", vmic.name, "--out",
+                                 str(out), "--keep", "all", "--minutes", "0.2"],
+                                cwd=REPO, env=vmic.env(), stdout=subprocess.PIPE, stderr=stderr_file, text=True)
+    deadline = time.monotonic() + 90
+    while "Ctrl-C stops" not in err_path.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, err_path.read_text()
+        time.sleep(0.05)
+    vmic.play(play).wait(timeout=60)
+    stdout, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err_path.read_text()
+    assert "next: barkwatch calibrate --background" in stdout
+    entries = read_index(out)
+    assert len(entries) == 1 and entries[0]["kind"] == "audio" and 10.0 <= entries[0]["duration_s"] <= 13.0
+    kept, rate = sf.read(str(out / entries[0]["clip"]), dtype="float32")
+    if rate != SR:
+        import librosa
+        kept = librosa.resample(kept, orig_sr=rate, target_sr=SR)
+    # The played clip is in the recording: normalised cross-correlation near 1 at one lag.
+    corr = np.correlate(kept, audio, mode="valid")
+    energy = np.sqrt(np.convolve(kept ** 2, np.ones(len(audio)), mode="valid") * np.sum(audio ** 2))
+    assert np.max(corr / np.maximum(energy, 1e-9)) > 0.9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -148,7 +149,8 @@ def record(
     until: Optional[str] = typer.Option(None, "--until", help="Stop at this local time: 07:30, or "
                                         "2026-11-26T07:30."),
     keep: str = typer.Option("sounds", "--keep", help="sounds: every stretch louder than the room; barks: "
-                             "every stretch the model scores at or above --threshold (bark candidates)."),
+                             "every stretch the model scores at or above --threshold (bark candidates); all: "
+                             "everything, as FLAC pieces under OUT/audio (a background for calibrate)."),
     level: Optional[float] = typer.Option(None, "--level", help="sounds: keep windows above this level "
                                           "(dBFS) instead of 10 dB above the room's floor."),
     threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="barks: the score to keep "
@@ -170,7 +172,7 @@ def record(
     from ..detection.detector import Detector
     from ..live.capture import NativeStderrFilter
     from ..live.listener import Listener, ListenError, opener_for
-    from ..live.record import KEEP_CHOICES, LevelScorer, Recorder, read_index
+    from ..live.record import KEEP_CHOICES, LevelScorer, Recorder, StreamRecorder, read_index
 
     if keep not in KEEP_CHOICES:
         fail(f"--keep {keep}: choose {' or '.join(KEEP_CHOICES)}")
@@ -198,17 +200,21 @@ def record(
     # Every stretch is a clip of its own: one high window opens it, a second without one closes it.
     detector = detector_from_config(cfg, threshold=threshold, patience=1, release_s=1.0, merge_s=1.0,
                                     max_duration_s=30.0)
-    if keep == "sounds":
+    if keep in ("sounds", "all"):
         model = detector.model
+        # Everything is kept with "all": windows are only levels then, never over an infinite bar.
         scorer = LevelScorer(model.sample_rate, model.window_samples, detector.engine_settings.hop_s,
-                             level_dbfs=level, min_dbfs=cfg.detector.gate_dbfs)
+                             level_dbfs=math.inf if keep == "all" else level, min_dbfs=cfg.detector.gate_dbfs)
         # The room's floor needs every window, so nothing is gated.
         detector = Detector(scorer, replace(detector.settings, threshold=None, gate_dbfs=-float("inf")),
                             detector.device)
     opener = opener_for(source, cfg.audio, realtime=not fast)
     try:
-        recorder = Recorder(out, "sound" if keep == "sounds" else "bark", max_bytes=int(max_mb * 1e6),
-                            background_every_s=background_every * 60.0, wait_for_writer=fast)
+        if keep == "all":
+            recorder = StreamRecorder(out, max_bytes=int(max_mb * 1e6))
+        else:
+            recorder = Recorder(out, "sound" if keep == "sounds" else "bark", max_bytes=int(max_mb * 1e6),
+                                background_every_s=background_every * 60.0, wait_for_writer=fast)
     except OSError as e:
         fail(f"--out {out}: cannot write here ({e.strerror or e})")
     listener = Listener(opener, detector, on_record=recorder.record, hooks=recorder)
@@ -242,6 +248,10 @@ def record(
         why = stopped_by[0] if stopped_by else ("the disk budget" if recorder.full else "the end of the input")
         kept = ", ".join(f"{n} {k}" for k, n in recorder.counts.items())
         typer.echo(f"stopped by {why}: kept {kept} clip(s) this run, {len(entries)} in {out} "
-                   f"({recorder.used_bytes() / 1e6:.2f} MB); next: barkwatch label {out}")
+                   f"({recorder.used_bytes() / 1e6:.2f} MB); next: " + (
+                       f"barkwatch calibrate --background {out / 'audio'}" if keep == "all"
+                       else f"barkwatch label {out}"))
     if listener.error:
         fail(listener.error, code=1)
+    if getattr(recorder, "error", None):
+        fail(recorder.error, code=1)

@@ -7,7 +7,9 @@ but what it keeps is audio, for ``barkwatch label``:
   above the room's floor, the 10th percentile of the last ten minutes' window levels, or above a fixed
   ``level_dbfs``);
 - with ``keep="barks"`` every stretch the model scores at or above a (low) threshold: bark candidates;
-- in both, every ``background_every_s`` a sample of whatever the room sounds like then, for calibration.
+- in both, every ``background_every_s`` a sample of whatever the room sounds like then, for calibration;
+- with ``keep="all"`` (``StreamRecorder``) everything, as FLAC pieces of ``piece_s`` under ``<out>/audio/``:
+  an hour of the home with the dog away, for ``calibrate --background``.
 
 Each is a FLAC clip with a second either side under ``<out>/clips/<date>/``, and one line in
 ``<out>/recorded.jsonl`` (kind, clip, local start and end, seconds into the stream, peak level). Recording stops when the clips reach
@@ -16,10 +18,13 @@ Each is a FLAC clip with a second either side under ``<out>/clips/<date>/``, and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import queue
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
@@ -33,7 +38,7 @@ from .listener import Hooks
 log = logging.getLogger("barkwatch")
 
 INDEX_NAME = "recorded.jsonl"
-KEEP_CHOICES = ("sounds", "barks")
+KEEP_CHOICES = ("sounds", "barks", "all")
 FLOOR_WINDOWS = 2400  # ten minutes of windows at a 0.25 s hop
 FLOOR_MIN_WINDOWS = 40  # before this many, only the fixed bar counts
 MARGIN_S = 1.0  # audio kept either side of a stretch
@@ -197,6 +202,129 @@ class Recorder(Hooks):
                 "offset_s": round(record["offset_s"], 3),
                 "clip_starts_s_before": round(min(MARGIN_S, record["offset_s"]), 3),
                 "level_dbfs": level, "score": score, "recorded": start.strftime("%Y-%m-%d")}
+        self._index.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self._index.flush()
+
+
+class StreamRecorder(Hooks):
+    """The listener's hooks for ``record --keep all``: every sample, as 16-bit FLAC pieces of ``piece_s``
+    seconds, ``<out>/audio/<date>/<time>.flac``, each indexed (kind ``audio``) in ``recorded.jsonl``.
+
+    A piece is written as ``<time>.flac.part`` and renamed when it is closed, so a listing of ``.flac`` files
+    (what ``calibrate --background`` reads) never holds a half-written one. The encoder runs on a thread of its
+    own; the worker only queues blocks. A write error (a full disk) stops recording (``on_full``) with the
+    pieces closed before it kept; ``error`` then says what happened. The disk budget stops it the same way."""
+
+    def __init__(self, out_dir: Path, *, max_bytes: int, piece_s: float = 600.0,
+                 on_full: Callable[[], None] = lambda: None):
+        self.dir = Path(out_dir)
+        self.max_bytes = max_bytes
+        self.piece_s = piece_s
+        self.on_full = on_full
+        self.counts = {"audio": 0}
+        self.full = False
+        self.error: str | None = None
+        self.seconds = 0.0  # audio written to closed pieces by this recorder
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._index = open(self.dir / INDEX_NAME, "a", encoding="utf-8")
+        self._bytes = _clip_bytes(self.dir / "audio")
+        self._queue: queue.Queue = queue.Queue()
+        self._start: datetime | None = None
+        self._rate = 0
+        self._piece_end = 0.0
+        self._writer = threading.Thread(target=self._write_loop, name="barkwatch-record", daemon=True)
+        self._writer.start()
+
+    # Listener hooks (the worker thread): only queue
+
+    def stream_began(self, start: datetime, samplerate: int) -> None:
+        self._queue.put(("close", None, 0.0))
+        self._start, self._rate, self._piece_end = start, samplerate, 0.0
+
+    def audio(self, mono: np.ndarray, offset_s: float) -> None:
+        if self.full or self._start is None:
+            return
+        mono = np.asarray(mono, np.float32)
+        while len(mono):  # a block that crosses a piece's end is split there
+            if offset_s >= self._piece_end:
+                self._queue.put(("open", self._start, offset_s))
+                self._piece_end = offset_s + self.piece_s
+            take = min(len(mono), max(1, int(round((self._piece_end - offset_s) * self._rate))))
+            self._queue.put(("write", mono[:take].copy(), offset_s))
+            mono, offset_s = mono[take:], offset_s + take / self._rate
+        if self.used_bytes() >= self.max_bytes:
+            self._stop(f"{self.dir}: the recording reached the disk budget ({self.max_bytes / 1e6:g} MB)")
+
+    def stream_ended(self) -> None:
+        self._queue.put(("close", None, 0.0))
+
+    def record(self, record: dict) -> None:
+        """``on_record``: nothing to do (everything is kept)."""
+
+    def used_bytes(self) -> int:
+        return self._bytes
+
+    def close(self) -> None:
+        self._queue.put(("close", None, 0.0))
+        self._queue.put(None)
+        self._writer.join()
+        self._index.close()
+
+    def _stop(self, why: str, error: bool = False) -> None:
+        if not self.full:
+            self.full = True
+            if error:
+                self.error = why
+            log.warning("%s; recording stops", why)
+            self.on_full()
+
+    # The writer thread
+
+    def _write_loop(self) -> None:
+        import soundfile as sf
+
+        piece: sf.SoundFile | None = None
+        path = part = None
+        stream_start: datetime | None = None
+        first_s, frames = 0.0, 0
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            what, payload, offset_s = job
+            try:
+                if what in ("open", "close") and piece is not None:
+                    piece.close()
+                    part.rename(path)
+                    self._bytes += path.stat().st_size
+                    self._index_piece(path, stream_start + timedelta(seconds=first_s), first_s, frames)
+                    piece = None
+                if what == "open" and not self.full:
+                    stream_start, first_s, frames = payload, offset_s, 0
+                    at = stream_start + timedelta(seconds=offset_s)
+                    path = self.dir / "audio" / at.strftime("%Y-%m-%d") / f"{at.strftime('%H%M%S')}.flac"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    part = path.with_name(path.name + ".part")
+                    piece = sf.SoundFile(str(part), "w", self._rate, 1, format="FLAC", subtype="PCM_16")
+                elif what == "write" and piece is not None:
+                    piece.write(np.clip(payload, -1.0, 1.0))
+                    frames += len(payload)
+            except (OSError, RuntimeError) as e:  # soundfile raises RuntimeError for libsndfile's errors
+                if piece is not None:
+                    with contextlib.suppress(OSError, RuntimeError):
+                        piece.close()
+                piece = None
+                self._stop(f"{part}: cannot write the recording ({getattr(e, 'strerror', None) or e})", error=True)
+
+    def _index_piece(self, path: Path, start: datetime, first_s: float, frames: int) -> None:
+        seconds = frames / self._rate
+        self.counts["audio"] += 1
+        self.seconds += seconds
+        line = {"kind": "audio", "clip": os.path.relpath(path, self.dir),
+                "start": start.astimezone().isoformat(timespec="milliseconds"),
+                "end": (start + timedelta(seconds=seconds)).astimezone().isoformat(timespec="milliseconds"),
+                "duration_s": round(seconds, 3), "offset_s": round(first_s, 3), "clip_starts_s_before": 0.0,
+                "level_dbfs": None, "score": None, "recorded": start.strftime("%Y-%m-%d")}
         self._index.write(json.dumps(line, ensure_ascii=False) + "\n")
         self._index.flush()
 
