@@ -1,14 +1,17 @@
 """Shared fixtures: a private state folder, a trained and a random model, a real tmpfs to fill, the virtual
-microphone and a time zone with DST. Plain helpers (paths, ``run_cli``, ``fill``) are in ``helpers.py``."""
+microphone, a time zone with DST and a terminal. Plain helpers (paths, ``run_cli``, ``fill``, ``Tmux``) are in
+``helpers.py``."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from helpers import DOGS, OTHERS, run_cli
+from helpers import DOGS, OTHERS, Tmux, run_cli
 
 
 def pytest_collection_modifyitems(items):
@@ -120,3 +123,20 @@ def berlin(monkeypatch):
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+@pytest.fixture
+def tmux(tmp_path):
+    """``tmux("label", DIR)`` runs ``barkwatch label DIR`` in a detached tmux session (``helpers.Tmux``)."""
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (apt-get install tmux, or run scripts/setup --tests)")
+    sessions: list[Tmux] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Tmux:
+        session = Tmux(tmp_path, [sys.executable, "-m", "barkwatch", *args], env)
+        sessions.append(session)
+        return session
+
+    yield start
+    for s in sessions:
+        s.close()

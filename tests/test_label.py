@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from barkwatch.home.label import Clip, LabelError, draw_image, find_clips, in_order, labels_in, render
-from helpers import DOGS, OTHERS, REPO, run_cli
+from helpers import DOGS, OTHERS, run_cli
 
 
 def test_the_picture_puts_high_bands_on_top_two_to_a_character():
@@ -61,56 +61,6 @@ def recorded(tmp_path):
                       "end": f"2026-11-25T10:{k:02d}:05.000+00:00", "duration_s": 5.0})
     (folder / "recorded.jsonl").write_text("".join(json.dumps(e) + "\n" for e in reversed(index)))
     return folder
-
-
-class Tmux:
-    """A detached tmux session running one command in a fixed-size window."""
-
-    def __init__(self, tmp_path: Path, command: list[str], env: dict[str, str] | None = None):
-        self.name = f"bw{os.getpid()}{int(time.time() * 1000) % 100000}"
-        self.socket = str(tmp_path / "tmux.sock")
-        env = {"XDG_STATE_HOME": os.environ.get("XDG_STATE_HOME", ""), **(env or {})}
-        shell = f"cd {REPO} && {' '.join(command)}; echo EXITED $?; sleep 30"
-        options = [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
-        self.tmux("new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", *options, shell)
-
-    def tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=20,
-                              env=dict(os.environ, TERM="xterm-256color")).stdout
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", self.name)
-
-    def wait_for(self, text: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.1)
-        pytest.fail(f"{text!r} never appeared; the screen:\n{self.screen()}")
-
-    def keys(self, *keys: str) -> None:
-        self.tmux("send-keys", "-t", self.name, *keys)
-
-    def close(self) -> None:
-        self.tmux("kill-server")
-
-
-@pytest.fixture
-def tmux(tmp_path):
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed (apt-get install tmux, or run scripts/setup --tests)")
-    sessions: list[Tmux] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> Tmux:
-        session = Tmux(tmp_path, [sys.executable, "-m", "barkwatch", *args], env)
-        sessions.append(session)
-        return session
-
-    yield start
-    for s in sessions:
-        s.close()
 
 
 @pytest.mark.slow

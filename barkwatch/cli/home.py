@@ -1,16 +1,17 @@
-"""``barkwatch label``, ``calibrate`` and ``report``: knowing one home and one dog."""
+"""``barkwatch label``, ``calibrate``, ``enrol`` and ``report``: knowing one home and one dog."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from .options import (AsJson, ConfigFile, EventsDir, ModelFile, Quiet, audio_paths, detector_from_config, fail,
+from .options import (AsJson, ConfigFile, Device, EventsDir, ModelFile, Quiet, audio_paths, detector_from_config, fail,
                       load_config, setup_logging)
 
 
@@ -136,6 +137,121 @@ def calibrate(
             fail(str(e), code=1)
         summary += f"; detector.threshold set in {set_config}"
     typer.echo(summary, err=as_json)
+
+
+ENROL_STEPS = {
+    "day": "recording the home with the dog in it ({minutes:g} min left; Ctrl-C pauses, enrol resumes)",
+    "quiet": "recording the home with the dog away: calibrate's background ({minutes:g} min left)",
+    "label": "labelling the day's clips, the most bark-like first: m my dog, o other dog, n not a bark "
+             "(about 60 are enough; q stops)",
+    "train": "training the home's model from the labels, starting from {base}",
+    "calibrate": "choosing the threshold for at most {budget:g} false alarms an hour on the quiet recording",
+}
+
+
+def enrol(
+    folder: Path = typer.Argument(..., help="Folder for everything enrolment makes: the day's clips and labels, "
+                                  "the quiet recording, the model (FOLDER/model.pt) and its state (enrol.json)."),
+    device_spec: Device = None,
+    day_minutes: float = typer.Option(60.0, "--day-minutes", min=0.0, help="Minutes of the home with the dog "
+                                      "in it to record and label."),
+    quiet_minutes: float = typer.Option(60.0, "--quiet-minutes", min=0.0, help="Minutes of the home with the "
+                                        "dog away (no barking), for calibrate."),
+    quiet_recording: Optional[Path] = typer.Option(None, "--quiet", help="An existing recording (file or "
+                                                   "folder) of the home with no barking instead of recording one."),
+    budget: float = typer.Option(0.5, "--budget", min=0.0, help="False alarms per hour to allow."),
+    negatives: List[Path] = typer.Option([], "--negatives", help="More sounds that are not barks to train "
+                                         "with (folders; repeatable), e.g. samples/other."),
+    redo: Optional[str] = typer.Option(None, "--redo", help="Run this step and those after it again: "
+                                       "day, quiet, label, train or calibrate."),
+    yes: bool = typer.Option(False, "--yes", help="Do not wait for Enter before the quiet recording."),
+    fast: bool = typer.Option(False, "--fast", help="With a file: device, read recordings as fast as they "
+                              "are scored (a day's recording enrolled in minutes)."),
+    model: ModelFile = None,
+    set_config: Optional[Path] = typer.Option(None, "--set-config", help="Point this config file at the "
+                                              "enrolled model and its threshold when done (comments kept)."),
+    config_file: ConfigFile = None,
+) -> None:
+    """Learn this home and this dog: record a day, record a quiet hour, label, train, calibrate. Resumable."""
+    import sys
+
+    from ..config import ConfigError, set_in_file
+    from ..home.enrol import (STEPS, EnrolError, EnrolPlan, EnrolState, check_labels, command_for,
+                              recorded_minutes, run_step, steps_left)
+    from ..home.label import labels_in
+    from ..model.modelfile import DEFAULT_MODEL
+
+    if redo is not None and redo not in STEPS:
+        fail(f"--redo {redo}: choose one of {', '.join(STEPS)}")
+    if quiet_recording is not None and not quiet_recording.exists():
+        fail(f"--quiet {quiet_recording}: no such file or folder")
+    for path in negatives:
+        if not path.is_dir():
+            fail(f"--negatives {path}: no such folder")
+    config = load_config(config_file, {"model.path": model}).config
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        state = EnrolState.load(folder)
+    except EnrolError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"{folder}: cannot write here ({e.strerror or e})")
+    device = device_spec or state.device or config.audio.device
+    if not device:
+        fail("--device: which input to record (see `barkwatch devices`); enrol remembers it for the next run")
+    state.device = device
+    if redo is not None:
+        state.redo(redo)
+    base = Path(config.model.path) if config.model.path else DEFAULT_MODEL
+    plan = EnrolPlan(folder, device, day_minutes, quiet_minutes, base.resolve(), budget, tuple(negatives),
+                     quiet_recording, config_file, set_config, fast)
+    left = steps_left(state, plan)
+    for step in left:
+        number = STEPS.index(step) + 1
+        minutes = (day_minutes - state.day_minutes) if step == "day" else (quiet_minutes - state.quiet_minutes)
+        typer.echo(f"\nenrol, step {number} of {len(STEPS)}: " + ENROL_STEPS[step].format(
+            minutes=max(minutes, 0.0), base=base.name, budget=budget), err=True)
+        if step == "quiet" and not yes and sys.stdin.isatty():
+            try:
+                input("Take the dog out (or wait for a time it is away), then press Enter. ")
+            except (KeyboardInterrupt, EOFError):
+                state.save(folder)
+                typer.echo("\nstopped before the quiet recording; run the same command to carry on", err=True)
+                raise typer.Exit(130)
+        result = run_step(command_for(step, state, plan))
+        if step == "day":
+            state.day_minutes = min(day_minutes, state.day_minutes + result.minutes)
+        elif step == "quiet":
+            state.quiet_minutes = recorded_minutes(plan.quiet_dir)
+        finished = result.returncode == 0 and not result.interrupted
+        if finished and step == "label":
+            counts = Counter(labels_in(plan.labels).values())
+            try:
+                check_labels(counts, plan.labels)
+            except EnrolError as e:
+                state.save(folder)
+                fail(str(e), code=1)
+        if finished and step == "calibrate" and set_config is not None:
+            try:
+                set_in_file(set_config, "model.path", str(plan.model.resolve()))
+            except ConfigError as e:
+                state.save(folder)
+                fail(str(e), code=1)
+        if finished:
+            state.done.append(step)
+        state.save(folder)
+        if result.interrupted:
+            typer.echo(f"enrol: stopped during {step}; what was done is kept: run the same command to carry on",
+                       err=True)
+            raise typer.Exit(130)
+        if result.returncode != 0:
+            fail(f"enrol: the {step} step failed (above); fix what it says and run the same command to carry "
+                 "on", code=1)
+    if not left:
+        typer.echo("enrol: every step is done (--redo STEP runs one again)", err=True)
+    where = f"; {set_config} now points at it" if set_config is not None else ""
+    typer.echo(f"enrolled: {plan.model}{where}. Listen with: barkwatch listen --device {device} --model "
+               f"{plan.model}")
 
 
 def report(
