@@ -357,7 +357,8 @@ def judge(events: Sequence, truth: dict, threshold: float, window_s: float) -> d
 
 
 def run_home(plan: HomePlan, data: Path, out: Path, day_minutes: float, quiet_minutes: float,
-             after_minutes: float, seed: int, budget: int, modes: Sequence[str], label_order: str = "score", margin: str = "centre") -> dict:
+             after_minutes: float, seed: int, budget: int, modes: Sequence[str], label_order: str = "score",
+             margin: str = "centre", train_args: Sequence[str] = ()) -> dict:
     """Every step for one home; returns its row."""
     from barkwatch.home.calibrate import events_at
 
@@ -394,7 +395,7 @@ def run_home(plan: HomePlan, data: Path, out: Path, day_minutes: float, quiet_mi
         thresholds["default+calibrate"] = model_threshold(folder / "default-cal.pt")
     if "enrolled+calibrate" in wanted:
         step("train", "train", "--labels", str(labels_file), "--negatives", str(NEGATIVES), "--init",
-             str(DEFAULT_MODEL), "--out", str(folder / "enrolled.pt"), "--seed", str(seed))
+             str(DEFAULT_MODEL), "--out", str(folder / "enrolled.pt"), "--seed", str(seed), *train_args)
         step("calibrate", "calibrate", "--model", str(folder / "enrolled.pt"), "--background",
              str(folder / "quiet.wav"), "--barks", str(labels_file), "--budget", str(BUDGET_PER_HOUR), "--margin",
              margin, "--out", str(folder / "enrolled-cal.pt"), "-q")
@@ -522,6 +523,8 @@ def _parser() -> argparse.ArgumentParser:
                     "barking, for calibrate")
     ap.add_argument("--after-minutes", type=float, default=90.0, help="length of the weeks after, scored")
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--train-args", default="", help="more `train` options for the enrolled model, e.g. "
+                    "--train-args=--onset-windows (one string, after '=')")
     ap.add_argument("--jobs", type=int, default=2, help="homes run at once (one CPU thread each)")
     return ap
 
@@ -548,7 +551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with ProcessPoolExecutor(max_workers=a.jobs) as pool, \
                 tqdm(total=len(plans), unit="home", desc="homes", dynamic_ncols=True) as bar:
             futures = [pool.submit(run_home, p, a.data, a.out, a.day_minutes, a.quiet_minutes, a.after_minutes,
-                                   a.seed, a.labels_budget, modes, a.label_order, a.margin) for p in plans]
+                                   a.seed, a.labels_budget, modes, a.label_order, a.margin, a.train_args.split())
+                       for p in plans]
             for future in as_completed(futures):
                 rows.append(future.result())
                 bar.update(1)
@@ -557,7 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"home.py: {e}", file=sys.stderr)
         return 2
     result = {"data": str(a.data), "holdout": holdout, "seed": a.seed, "homes_count": len(rows),
-              "labels_budget": a.labels_budget, "label_order": a.label_order, "margin": a.margin, "day_minutes": a.day_minutes, "quiet_minutes": a.quiet_minutes,
+              "labels_budget": a.labels_budget, "label_order": a.label_order, "margin": a.margin,
+              "train_args": a.train_args, "day_minutes": a.day_minutes, "quiet_minutes": a.quiet_minutes,
               "after_minutes": a.after_minutes,
               "calibrate_budget_per_hour": BUDGET_PER_HOUR, "model": str(DEFAULT_MODEL.relative_to(REPO)),
               "wall_s": round(time.perf_counter() - clock, 1), "jobs": a.jobs,

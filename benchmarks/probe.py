@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 import household as H  # noqa: E402
@@ -38,6 +40,35 @@ RATE = 22050
 
 def features() -> Spectrogram:
     return Spectrogram(FeatureParams(normalisation="db"))
+
+
+class PcenFront(nn.Module):
+    """Per-channel energy normalisation (Wang et al. 2017, trainable per band) in front of the bark network,
+    computed from the fixed-dB input: ``mode="pcen"`` gives the network PCEN alone, ``"both"`` the dB window and
+    PCEN as two channels. The smoother starts at each band's quietest frame of the window (a window is scored
+    on its own, so there is no earlier state): an estimate of the room under the sound."""
+
+    def __init__(self, net: nn.Module, mode: str, bands: int = 128, s: float = 0.06):
+        super().__init__()
+        self.net, self.mode, self.s = net, mode, s
+        self.log_alpha = nn.Parameter(torch.full((bands, 1), math.log(0.98)))
+        self.log_delta = nn.Parameter(torch.full((bands, 1), math.log(2.0)))
+        self.log_r = nn.Parameter(torch.full((bands, 1), math.log(0.5)))
+        if mode == "both":
+            first = net.blocks[0]
+            net.blocks[0] = nn.Conv2d(2, first.out_channels, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = FeatureParams(normalisation="db")
+        energy = torch.pow(10.0, (x[:, 0] * (p.db_high - p.db_low) + p.db_low) / 10.0)  # [B, F, T], power
+        smooth = [energy[..., :].amin(dim=-1)]
+        for t in range(energy.shape[-1]):
+            smooth.append((1 - self.s) * smooth[-1] + self.s * energy[..., t])
+        m = torch.stack(smooth[1:], dim=-1)
+        alpha, delta, r = self.log_alpha.exp().clamp(max=1.0), self.log_delta.exp(), self.log_r.exp()
+        pcen = (energy / (1e-12 + m).pow(alpha) + delta).pow(r) - delta.pow(r)
+        pcen = pcen.unsqueeze(1)
+        return self.net(pcen if self.mode == "pcen" else torch.cat([x, pcen], dim=1))
 
 
 def mix_cache(mix: Path):
@@ -156,6 +187,8 @@ def main() -> None:
     ap.add_argument("--bark-fraction", type=float, default=1.0, help="keep this share of the bark recordings")
     ap.add_argument("--cosine", action="store_true", help="learning rate falls to 1/100 on a cosine")
     ap.add_argument("--mixup", type=float, default=0.0, help="chance per batch of mixing window pairs (labels: max)")
+    ap.add_argument("--front", choices=("db", "pcen", "both"), default="db",
+                    help="the network's input: the fixed dB scale, trainable PCEN, or both as two channels")
     a = ap.parse_args()
     pair = lambda s: tuple(float(v) for v in s.split(","))  # noqa: E731
     excl = frozenset(H.read_holdout(Path("benchmarks/holdout.txt")) | H.read_holdout(Path("benchmarks/validation.txt")))
@@ -176,6 +209,8 @@ def main() -> None:
     if a.dropout is not None:
         conf = dataclasses.replace(conf, dropout=a.dropout)
     net = BarkNet(conf)
+    if a.front != "db":
+        net = PcenFront(net, a.front)
     feats = features()
     opt = torch.optim.Adam(net.parameters(), lr=a.lr, weight_decay=a.wd)
     pos = float(train.labels.sum())
