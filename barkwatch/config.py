@@ -131,6 +131,15 @@ class NotifyConfig:
 
 
 @dataclass
+class WebConfig:
+    enabled: bool = False  # serve the web interface beside listening (`barkwatch web` serves it on its own)
+    host: str = "127.0.0.1"  # anything but a loopback address needs a token
+    port: int = 8080
+    token: str | None = None  # asked for by every page and API call when set
+    labels_dir: str | None = None  # the clips the label page offers (None: the clip folder)
+
+
+@dataclass
 class LoggingConfig:
     level: str = "info"  # debug, info, warning or error
     status_every_s: float = 10.0  # how often the status file is brought up to date
@@ -145,6 +154,7 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     clips: ClipsConfig = field(default_factory=ClipsConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -324,6 +334,11 @@ _RULES: dict[str, _Rule] = {
     "notify.mqtt.discovery": _Rule("true or false", lambda x: True),
     "notify.mqtt.discovery_prefix": _Rule("a non-empty MQTT topic without + or #", _topic),
     "notify.quiet_hours": _Rule("a local time span HH:MM-HH:MM (e.g. 22:00-07:00)", _quiet_hours),
+    "web.enabled": _Rule("true or false", lambda x: True),
+    "web.host": _text("an address to listen on (127.0.0.1: this machine only; 0.0.0.0: every network)"),
+    "web.port": _Rule("a port number between 1 and 65535", _num(1, 65535)),
+    "web.token": _Rule("a string of at least 8 characters", lambda x: len(x) >= 8),
+    "web.labels_dir": _text("a directory"),
     "logging.level": _one_of(("debug", "info", "warning", "error")),
     "logging.status_every_s": _SECONDS_GT0,
     **{f"notify.{way}.{name}": rule for way in ("command", "webhook", "mqtt")

@@ -1,7 +1,7 @@
 """The ``barkwatch`` command: thin wrappers that parse options, call the library, and print.
 
 One module per group of commands (``detect``; ``model``: train, inspect; ``live``: listen, devices, record;
-``service``: config, events, status; ``home``: label, calibrate, enrol, report), the options they share declared once
+``service``: config, events, status, web; ``home``: label, calibrate, enrol, report), the options they share declared once
 in ``options``. Heavy modules (torch, librosa, matplotlib) are imported inside the commands, so ``--help`` is
 instant. Errors a user can fix are one line on stderr and exit code 2; nothing prints a traceback for them.
 """
@@ -51,6 +51,7 @@ app.command()(home.label)
 app.command()(home.calibrate)
 app.command()(home.enrol)
 app.command()(home.report)
+app.command()(service.web)
 
 
 def main() -> None:

@@ -114,3 +114,66 @@ def status(
         typer.echo(format_status(state, datetime.now().astimezone(), alive))
     if not alive:
         raise typer.Exit(3)
+
+
+def web(
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: the config's web.host, "
+                                       "127.0.0.1; anything else needs a token)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default: the config's web.port, 8080)."),
+    token: Optional[str] = typer.Option(None, "--token", help="Secret every request must give (default: the "
+                                        "config's web.token; better there or in BARKWATCH_WEB_TOKEN than on a "
+                                        "command line others can see)."),
+    events_path: Optional[Path] = typer.Option(None, "--events", help="One event log file (e.g. what `barkwatch "
+                                               "detect --events` wrote) or folder instead of the service's."),
+    clips_dir: Optional[Path] = typer.Option(None, "--clips", help="Folder of the events' clips (default: the "
+                                             "service's)."),
+    labels_dir: Optional[Path] = typer.Option(None, "--labels", help="Folder of clips to label (what `barkwatch "
+                                              "record --out` wrote; default: web.labels_dir, else the clip folder)."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="The service's state folder, for its "
+                                             "status (default: from the config)."),
+    no_score: bool = typer.Option(False, "--no-score", help="Do not load the model to score clips on the label "
+                                  "page."),
+    config_file: ConfigFile = None,
+) -> None:
+    """Serve the web interface: today's barks, history, and labelling, from a phone on the home network."""
+    from ..config import dirs_to_read, resolve_dirs
+    from ..service.systemd import state_path
+    from ..service.web import WebError, WebSettings, serve
+    from .options import setup_logging
+
+    import importlib.util
+
+    if importlib.util.find_spec("aiohttp") is None:
+        fail("web needs aiohttp: pip install 'barkwatch[web]' (scripts/setup installs it)", code=1)
+    setup_logging(False)
+    config = load_config(config_file, {"web.host": host, "web.port": port, "web.token": token,
+                                       "web.labels_dir": str(labels_dir) if labels_dir else None}).config
+    state, events = dirs_to_read(config)
+    state = state_dir or state
+    clips = resolve_dirs(config)[2] if config.paths.clips_dir else state / "clips"
+    settings = WebSettings(host=config.web.host, port=config.web.port, token=config.web.token,
+                           events=events_path or events, clips_dir=clips_dir or clips, state_file=state_path(state),
+                           label_dir=Path(config.web.labels_dir).expanduser() if config.web.labels_dir else None,
+                           score=None if no_score else _lazy_scorer(config))
+    try:
+        serve(settings, lambda url: typer.echo(f"barkwatch web: serving on {url} (Ctrl-C stops)", err=True))
+    except WebError as e:
+        fail(str(e), code=1)
+    except KeyboardInterrupt:
+        pass
+
+
+def _lazy_scorer(config):
+    """``clip -> score`` with the configured model, loaded when the label page first asks (torch is slow to load
+    and the other pages never need it)."""
+    from ..home.label import scorer_for
+    from .options import detector_from_config
+
+    scorers: list = []
+
+    def score(path: Path):
+        if not scorers:
+            scorers.append(scorer_for(detector_from_config(config, gate_dbfs=-float("inf"), channel=None)))
+        return scorers[0](path)
+
+    return score
