@@ -21,7 +21,8 @@ table{border-collapse:collapse;width:100%;background:#fff;margin:.6em 0}td,th{pa
 border-bottom:1px solid #eee;text-align:left;font-size:.95em}audio{height:2em;max-width:14em}
 .ok{color:#17803d}.bad{color:#b3261e}.meter{height:.6em;background:#ddd;border-radius:4px;width:10em;display:inline-block}
 .meter i{display:block;height:100%;background:#4c9a5a;border-radius:4px}
-.map td{padding:0;width:3.5%;height:1.3em;border:1px solid #fff;font-size:.7em;text-align:center}
+.map{table-layout:fixed}.map td{padding:0;height:1.4em;border:1px solid #fff}
+.map th{padding:0 .2em;font-size:.65em;font-weight:normal;white-space:nowrap;overflow:visible}.map th.d{width:4.2em}
 .buttons button{font-size:1.1em;padding:.6em .9em;margin:.2em;border-radius:8px;border:1px solid #999;background:#fff}
 .buttons button.mine{background:#2d7a3e;color:#fff}img.spec{width:100%;max-width:40em;image-rendering:pixelated}
 """
@@ -141,13 +142,14 @@ def heat_colour(seconds: float, top: float) -> str:
 def history_page(activity: Activity, day: date | None, day_records: Sequence[dict]) -> str:
     """Days newest first with their barks and barking time, the hour-by-date map, and one day's events."""
     top = float(activity.seconds.max()) if activity.seconds.size else 0.0
-    head = "<tr><th></th>" + "".join(f"<th>{h:02d}</th>" if h % 3 == 0 else "<th></th>" for h in range(24)) + "</tr>"
+    head = "<tr><th class=d></th>" + "".join(f"<th>{h:02d}</th>" if h % 6 == 0 else "<th></th>"
+                                            for h in range(24)) + "</tr>"
     rows = []
     for i, d in reversed(list(enumerate(activity.days))):
         cells = "".join(f'<td style="background:{heat_colour(s, top)}" title="{d} {h:02d}:00: '
                         f'{int(activity.counts[i, h])} bark(s), {_duration(s)}"></td>'
                         for h, s in enumerate(activity.seconds[i].tolist()))
-        rows.append(f'<tr><th><a href="/history?day={d}">{d.strftime("%a %d %b")}</a></th>{cells}</tr>')
+        rows.append(f'<tr><th class=d><a href="/history?day={d}">{d.strftime("%a %d")}</a></th>{cells}</tr>')
     days = "".join(f'<tr><td><a href="/history?day={d}">{d}</a></td><td>{int(activity.counts[i].sum())}</td>'
                    f"<td>{escape(_duration(float(activity.seconds[i].sum())))}</td></tr>"
                    for i, d in reversed(list(enumerate(activity.days))))
