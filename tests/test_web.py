@@ -314,3 +314,33 @@ def test_the_pages_in_a_browser(home, serve, browser):
     assert labels_in(home["labels"] / "labels.jsonl") == {"clips/100000_0000.ogg": "my_dog"}
     line = json.loads((home["labels"] / "labels.jsonl").read_text().splitlines()[-1])
     assert line["score"] is not None and 0.0 <= line["score"] <= 1.0
+
+
+def test_the_service_serves_the_pages_beside_listening(tmp_path):
+    """`listen` with web.enabled: the page is there while it listens (here to a recording), with the status
+    file's level, and gone when it stops."""
+    port = free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(f"paths:\n  state_dir: {tmp_path / 'state'}\nweb:\n  enabled: true\n  port: {port}\n"
+                      "logging:\n  status_every_s: 0.5\n")
+    proc = subprocess.Popen([sys.executable, "-m", "barkwatch", "listen", "--config", str(config), "--device",
+                             f"file:{REPO / 'samples' / 'example.ogg'}", "-q"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def status():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5) as r:
+                    return json.loads(r.read())
+            except OSError:
+                assert proc.poll() is None, proc.communicate()
+                return None
+
+        wait_until(status, timeout=60, what="the web interface")
+        seen = wait_until(lambda: (s := status()) and s["level_dbfs"] is not None and s, timeout=30,
+                          what="a level in the status")
+        assert -90.0 < seen["level_dbfs"] < 0.0 and seen["running"] is True
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2)

@@ -10,6 +10,7 @@ warning, and writing resumes when space returns.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from datetime import datetime
@@ -50,6 +51,7 @@ class Outputs(Hooks):
         self.stats: ListenStats | None = None  # the listener's, set once it exists
         self._clock = clock
         self._clips = None  # a ClipRecorder per stream: its times count from the stream's start
+        self._energy, self._samples = 0.0, 0  # sum of squares and count of the samples since the last status
         self._clip_paths: dict[str, str] = {}
         self._log_failing = False
         now = datetime.now().astimezone()
@@ -116,6 +118,9 @@ class Outputs(Hooks):
     def audio(self, mono: np.ndarray, offset_s: float) -> None:
         if self._clips is not None:
             self._clips.feed(mono, offset_s)
+        # The status file's level: the mean power since it was last written (a dot product per block).
+        self._energy += float(np.dot(mono, mono))
+        self._samples += len(mono)
 
     def stream_ended(self) -> None:
         if self._clips is not None:
@@ -141,6 +146,9 @@ class Outputs(Hooks):
             s.overruns, s.outages, s.windows = self.stats.overruns, self.stats.outages, self.stats.windows
         if self._clips is not None:
             s.clips_files, s.clips_bytes = self._clips.usage()
+        if self._samples:
+            s.level_dbfs = round(10.0 * math.log10(max(self._energy / self._samples, 1e-12)), 1)
+            self._energy, self._samples = 0.0, 0
         s.updated = datetime.now().astimezone().isoformat(timespec="seconds")
         self.state_writer.write(s)
 

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Callable
 
 from ..config import Config, ConfigError, LoadedConfig, resolve_dirs
@@ -101,6 +102,7 @@ def run_listen(loaded: LoadedConfig, source, detector: Detector, *, reload: Call
             print(f"barkwatch: error: {e}", file=sys.stderr)
             return 2
         notify_ready(f"listening to {opener.name}")
+        web_stop = _start_web(config, events, events_dir, clips_dir, state_dir)
         names = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
         def on_stop(signum, frame) -> None:  # the main thread, between bytecodes: only set flags
@@ -121,6 +123,8 @@ def run_listen(loaded: LoadedConfig, source, detector: Detector, *, reload: Call
             for s, handler in previous.items():
                 signal.signal(s, handler)
     notify_stopping()
+    if web_stop is not None:
+        web_stop.set()
     code = 0
     if listener.error:
         print(f"barkwatch: error: {listener.error}", file=sys.stderr)
@@ -145,6 +149,30 @@ def run_listen(loaded: LoadedConfig, source, detector: Detector, *, reload: Call
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _start_web(config: Config, events: str | None, events_dir: Path, clips_dir: Path, state_dir: Path):
+    """The web interface beside listening (``web.enabled``), on a thread of its own; the event that stops it, or
+    None. Clips are not scored on its label page: that would be a second user of the model."""
+    if not config.web.enabled:
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("aiohttp") is None:
+        log.error("web.enabled: the web interface needs aiohttp (pip install 'barkwatch[web]'); listening goes on")
+        return None
+    from .web import WebError, WebSettings, start_in_thread
+
+    settings = WebSettings(host=config.web.host, port=config.web.port, token=config.web.token,
+                           events=Path(events) if events and events != "-" else events_dir, clips_dir=clips_dir,
+                           state_file=state_path(state_dir),
+                           label_dir=Path(config.web.labels_dir).expanduser() if config.web.labels_dir else None)
+    try:
+        settings.check()
+    except WebError as e:
+        log.error("%s; listening goes on without it", e)
+        return None
+    return start_in_thread(settings)[1]
 
 
 def _reload(old: Config, reload: Callable[[], LoadedConfig], listener, outputs: Outputs,

@@ -161,6 +161,7 @@ class ServiceState:
     update_every_s: float = 10.0  # how often it is written: a reader's measure of "stale"
     version: str = ""  # barkwatch's
     model: str = ""  # the model file, and its short hash
+    level_dbfs: float | None = None  # mean level of the audio since the last update (None: no audio)
 
 
 def local_iso(when: datetime | None = None) -> str:
