@@ -258,7 +258,7 @@ def make_app(settings: WebSettings):
                     await response.write(f"data: {json.dumps(record)}\n\n".encode())
                 except asyncio.TimeoutError:
                     await response.write(b": still here\n\n")  # keeps proxies and phones from closing it
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the page was closed; a server stopping cancels this instead
             pass
         finally:
             stop.set()
