@@ -5,6 +5,7 @@ microphone interrupted and carried on."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -140,13 +141,13 @@ def test_an_interrupted_quiet_recording_keeps_what_it_has_and_resumes(vmic, tmp_
     err_path = tmp_path / "enrol.stderr"
     with open(err_path, "w") as stderr_file:
         proc = subprocess.Popen(args, cwd=REPO, env=vmic.env(), stdout=subprocess.PIPE, stderr=stderr_file,
-                                stdin=subprocess.DEVNULL, text=True)
+                                stdin=subprocess.DEVNULL, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while err_path.read_text().count("Ctrl-C stops") < 2:  # the second recording (quiet) has its stream open
         assert proc.poll() is None and time.monotonic() < deadline, err_path.read_text()
         time.sleep(0.1)
     time.sleep(12.0)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: enrol and the recording both get it
     proc.wait(timeout=60)
     stderr = err_path.read_text()
     assert proc.returncode == 130, stderr

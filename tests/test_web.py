@@ -84,6 +84,11 @@ def home(tmp_path):
             "today": events / f"barks-{morning.date()}.jsonl", "morning": morning}
 
 
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 class Server:
     def __init__(self, *args: str, expect_start: bool = True):
         self.port = free_port()
@@ -102,10 +107,12 @@ class Server:
                 assert time.monotonic() < deadline, "the server never listened"
                 time.sleep(0.1)
 
-    def get(self, path: str, headers: dict | None = None, data: bytes | None = None):
+    def request(self, path: str, headers: dict | None = None, data: bytes | None = None, follow: bool = True):
+        """(status, headers, body) of a GET, or of a POST when ``data`` is given."""
         request = urllib.request.Request(self.url + path, headers=headers or {}, data=data)
+        opener = urllib.request.build_opener() if follow else urllib.request.build_opener(NoRedirects)
         try:
-            with urllib.request.urlopen(request, timeout=30) as r:
+            with opener.open(request, timeout=30) as r:
                 return r.status, dict(r.headers), r.read()
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
@@ -133,43 +140,81 @@ def serve(home):
 
 def test_the_api_gives_status_events_and_clips(home, serve):
     server = serve("--no-score")
-    code, _, body = server.get("/api/status")
+    code, _, body = server.request("/api/status")
     status = json.loads(body)
     assert code == 200 and status["running"] is True and status["device"] == "vmic"
     assert status["barks_today"] == 4 and status["barking_today_s"] == pytest.approx(2 + 3 + 4 + 5)
     assert status["last_bark"] == home["records"][3]["start"]
 
-    code, _, body = server.get("/api/events?since=today")
+    code, _, body = server.request("/api/events?since=today")
     events = json.loads(body)["events"]
     assert code == 200 and [e["id"] for e in events] == [r["id"] for r in reversed(home["records"])]
-    code, _, body = server.get("/api/events?since=2d")
+    code, _, body = server.request("/api/events?since=2d")
     assert len(json.loads(body)["events"]) == 5  # yesterday's too
-    assert server.get("/api/events?since=someday")[0] == 400
+    assert server.request("/api/events?since=someday")[0] == 400
 
     record = home["records"][1]
-    code, headers, body = server.get(f"/api/clips/{record['id']}")
+    code, headers, body = server.request(f"/api/clips/{record['id']}")
     assert code == 200 and headers["Content-Type"] == "audio/flac" and body == Path(record["clip"]).read_bytes()
-    code, _, part = server.get(f"/api/clips/{record['id']}", headers={"Range": "bytes=0-99"})
+    code, _, part = server.request(f"/api/clips/{record['id']}", headers={"Range": "bytes=0-99"})
     assert code == 206 and part == body[:100]  # seeking in the browser's player
-    assert server.get(f"/api/clips/{home['records'][3]['id']}")[0] == 404  # an event without a clip
+    assert server.request(f"/api/clips/{home['records'][3]['id']}")[0] == 404  # an event without a clip
 
     for page in ("/", "/history", f"/history?day={home['morning'].date()}", "/label"):
-        code, headers, text = server.get(page)
+        code, headers, text = server.request(page)
         assert code == 200 and headers["Content-Type"].startswith("text/html"), page
-    assert server.get("/history?day=tomorrow")[0] == 400
+    for day in ("tomorrow", "1900-01-01", str((home["morning"] + timedelta(days=2)).date())):
+        assert server.request(f"/history?day={day}")[0] == 400, day
+    assert server.request("/api/events?since=9999999d")[0] == 400
+    assert server.request("/api/label", data=b"[1, 2", headers={"Content-Type": "application/json"})[0] == 400
+    assert server.request("/api/label", data=b"[1, 2]", headers={"Content-Type": "application/json"})[0] == 400
+    # A bad line in the log is left out, not a broken page.
+    with open(home["today"], "a") as f:
+        f.write(json.dumps({"event": "bark", "id": 7, "start": "soon"}) + "\n")
+    assert server.request("/")[0] == 200 and len(json.loads(server.request("/api/events")[2])["events"]) == 5
+
+    # The service's state folder alone: its events folder is found inside it.
+    alone = Server("--state-dir", str(home["state"]), "--no-score")
+    try:
+        assert json.loads(alone.request("/api/status")[2])["barks_today"] == 4
+    finally:
+        alone.stop()
 
 
 def test_clip_requests_cannot_leave_their_folders(home, serve):
     server = serve("--no-score")
-    for path in ("/api/clips/..%2F..%2Fsecret", "/api/clips/%2Fetc%2Fpasswd", "/api/clips/../../secret.flac",
+    for path in ("/api/clips/..%2F..%2Fsecret", "/api/clips/%2Fetc%2Fpasswd", "/api/clips/..",
                  "/api/clips/evil",  # a link in the clip folder to a file outside it
                  "/api/label/3/audio", "/api/label/-1/audio", "/api/label/..%2Fsecret/audio",
                  "/api/label/99/spectrogram.png"):
-        code, _, body = server.get(path)
+        code, _, body = server.request(path)
         assert code in (400, 404), (path, code)
         assert body != (home["labels"].parent / "secret.flac").read_bytes()
-    code, _, text = server.get("/label")
+    code, _, text = server.request("/label")
     assert b"secret" not in text and b"clip 1 of 3" in text  # the index's "../secret.flac" is not offered
+
+
+def test_a_clip_is_found_by_its_id_only_inside_the_clip_folder(home):
+    from barkwatch.service.web import WebSettings, find_clip
+
+    settings = WebSettings(clips_dir=home["clips"])
+    record = home["records"][0]
+    assert find_clip(settings, record["id"]) == Path(record["clip"])
+    for bad in ("../secret", "/etc/passwd", "..", "", "evil", record["id"] + "\n", "*", "0000aa55cc33ee1?"):
+        assert find_clip(settings, bad) is None, bad
+
+
+def test_other_sites_and_other_host_names_are_refused(home, serve):
+    server = serve("--no-score")
+    assert server.request("/api/status", headers={"Host": f"evil.example:{server.port}"})[0] == 421  # rebinding
+    label = json.dumps({"index": 0, "clip": "clips/100000_0000.ogg", "label": "my_dog"}).encode()
+    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        code, _, _ = server.request("/api/label", data=label, headers={"Content-Type": "application/json", **headers})
+        assert code == 403, headers
+        assert server.request("/api/label/undo", data=b"", headers=headers)[0] == 403
+    assert not (home["labels"] / "labels.jsonl").exists()
+    same = {"Content-Type": "application/json", "Origin": server.url}
+    assert server.request("/api/label", data=label, headers=same)[0] == 200  # the page's own form
 
 
 def test_a_token_is_required_and_a_public_address_needs_one(home, serve):
@@ -178,23 +223,25 @@ def test_a_token_is_required_and_a_public_address_needs_one(home, serve):
     assert server.proc.returncode == 1 and "web.host 0.0.0.0" in stderr and "token" in stderr
 
     server = serve("--no-score", "--token", "correct-horse")
-    assert server.get("/api/status")[0] == 401
-    assert server.get("/api/status", headers={"Authorization": "Bearer wrong-horse"})[0] == 401
-    code, _, text = server.get("/")
+    assert server.request("/api/status")[0] == 401
+    assert server.request("/api/status", headers={"Authorization": "Bearer wrong-horse"})[0] == 401
+    code, _, text = server.request("/")
     assert code == 401 and b"token" in text  # a page asks for it
-    assert server.get("/api/status", headers={"Authorization": "Bearer correct-horse"})[0] == 200
-    code, headers, _ = server.get("/?token=correct-horse")
-    assert code == 200 and "barkwatch_token=correct-horse" in headers["Set-Cookie"]
+    assert server.request("/api/status", headers={"Authorization": "Bearer correct-horse"})[0] == 200
+    code, headers, _ = server.request("/history?token=correct-horse&day=" + str(home["morning"].date()),
+                                      follow=False)
+    assert code == 303 and headers["Location"] == f"/history?day={home['morning'].date()}"  # out of the URL
+    assert "barkwatch_token=correct-horse" in headers["Set-Cookie"]
     assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
-    assert server.get("/api/events", headers={"Cookie": "barkwatch_token=correct-horse"})[0] == 200
+    assert server.request("/api/events", headers={"Cookie": "barkwatch_token=correct-horse"})[0] == 200
     body = json.dumps({"index": 0, "clip": "clips/100000_0000.ogg", "label": "my_dog"}).encode()
-    assert server.get("/api/label", headers={"Content-Type": "application/json"}, data=body)[0] == 401
+    assert server.request("/api/label", headers={"Content-Type": "application/json"}, data=body)[0] == 401
     assert not (home["labels"] / "labels.jsonl").exists()
 
 
 def test_labelling_over_http_writes_the_labels_file_and_undo_takes_it_back(home, serve):
     server = serve("--no-score")
-    post = lambda payload: server.get("/api/label", headers={"Content-Type": "application/json"},  # noqa: E731
+    post = lambda payload: server.request("/api/label", headers={"Content-Type": "application/json"},  # noqa: E731
                                       data=json.dumps(payload).encode())
     code, _, body = post({"index": 0, "clip": "clips/100000_0000.ogg", "label": "my_dog"})
     assert code == 200 and json.loads(body)["ok"] is True
@@ -204,9 +251,9 @@ def test_labelling_over_http_writes_the_labels_file_and_undo_takes_it_back(home,
     assert post({"index": 7, "clip": "x", "label": "my_dog"})[0] == 400
     labels = home["labels"] / "labels.jsonl"
     assert labels_in(labels) == {"clips/100000_0000.ogg": "my_dog", "clips/100100_0001.ogg": "not_bark"}
-    code, _, text = server.get("/label")
+    code, _, text = server.request("/label")
     assert b"clip 3 of 3" in text and b"clips/100200_0002.ogg" in text  # resumes at the first unlabelled
-    code, _, text = server.get("/api/label/undo", data=b"")  # POST
+    code, _, text = server.request("/api/label/undo", data=b"")  # POST
     assert code == 200 and b"undone" in text
     assert labels_in(labels) == {"clips/100000_0000.ogg": "my_dog"}
     assert set(os.listdir(home["labels"])) == {"clips", "recorded.jsonl", "labels.jsonl"}  # nothing else written
@@ -218,14 +265,14 @@ def test_the_live_feed_sends_new_barks(home, serve):
     assert stream.headers["Content-Type"] == "text/event-stream"
     assert stream.readline().startswith(b":")  # the server's hello: the feed is open
     time.sleep(1.0)
-    new = bark_record("beef0000beef0000", datetime.now().astimezone(), 1.5, 0.99, None)
+    # Logged now, as it ends: it began before the feed was opened, and still comes through.
+    new = bark_record("beef0000beef0000", datetime.now().astimezone() - timedelta(seconds=20), 20.0, 0.99, None)
     with open(home["today"], "a") as f:
         f.write(json.dumps(new) + "\n")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         line = stream.readline()
-        if line.startswith(b"data: "):
-            assert json.loads(line[6:])["id"] == "beef0000beef0000"
+        if line.startswith(b"data: ") and json.loads(line[6:])["id"] == "beef0000beef0000":
             break
     else:
         pytest.fail("the new bark never came through the feed")

@@ -239,10 +239,10 @@ def record(
                 if deadline is not None and _time.monotonic() >= deadline:
                     stopped_by.append("the time limit")
                     listener.stop()
+            recorder.close()  # a second Ctrl-C here must not cut the last clip or piece short
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-    recorder.close()
     entries = read_index(out)
     if not quiet:
         why = stopped_by[0] if stopped_by else ("the disk budget" if recorder.full else "the end of the input")

@@ -149,7 +149,9 @@ def web(
     config = load_config(config_file, {"web.host": host, "web.port": port, "web.token": token,
                                        "web.labels_dir": str(labels_dir) if labels_dir else None}).config
     state, events = dirs_to_read(config)
-    state = state_dir or state
+    if state_dir is not None:
+        state = state_dir
+        events = resolve_dirs(config)[1] if config.paths.events_dir else state / "events"
     clips = resolve_dirs(config)[2] if config.paths.clips_dir else state / "clips"
     settings = WebSettings(host=config.web.host, port=config.web.port, token=config.web.token,
                            events=events_path or events, clips_dir=clips_dir or clips, state_file=state_path(state),
@@ -166,14 +168,18 @@ def web(
 def _lazy_scorer(config):
     """``clip -> score`` with the configured model, loaded when the label page first asks (torch is slow to load
     and the other pages never need it)."""
+    import threading
+
     from ..home.label import scorer_for
     from .options import detector_from_config
 
     scorers: list = []
+    lock = threading.Lock()  # two label pages at once: one model, used by one at a time
 
     def score(path: Path):
-        if not scorers:
-            scorers.append(scorer_for(detector_from_config(config, gate_dbfs=-float("inf"), channel=None)))
-        return scorers[0](path)
+        with lock:
+            if not scorers:
+                scorers.append(scorer_for(detector_from_config(config, gate_dbfs=-float("inf"), channel=None)))
+            return scorers[0](path)
 
     return score

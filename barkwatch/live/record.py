@@ -43,6 +43,7 @@ FLOOR_WINDOWS = 2400  # ten minutes of windows at a 0.25 s hop
 FLOOR_MIN_WINDOWS = 40  # before this many, only the fixed bar counts
 MARGIN_S = 1.0  # audio kept either side of a stretch
 MAX_STRETCH_S = 30.0  # a longer stretch is cut into pieces of this length
+QUEUE_BLOCKS = 4000  # ``record --keep all``: blocks waiting for the encoder (minutes of audio) before it gives up
 
 
 class LevelScorer:
@@ -228,7 +229,7 @@ class StreamRecorder(Hooks):
         self.dir.mkdir(parents=True, exist_ok=True)
         self._index = open(self.dir / INDEX_NAME, "a", encoding="utf-8")
         self._bytes = _clip_bytes(self.dir / "audio")
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_BLOCKS)
         self._start: datetime | None = None
         self._rate = 0
         self._piece_end = 0.0
@@ -238,25 +239,32 @@ class StreamRecorder(Hooks):
     # Listener hooks (the worker thread): only queue
 
     def stream_began(self, start: datetime, samplerate: int) -> None:
-        self._queue.put(("close", None, 0.0))
+        self._send(("close", None, 0.0))
         self._start, self._rate, self._piece_end = start, samplerate, 0.0
 
     def audio(self, mono: np.ndarray, offset_s: float) -> None:
         if self.full or self._start is None:
             return
         mono = np.asarray(mono, np.float32)
-        while len(mono):  # a block that crosses a piece's end is split there
+        while len(mono) and not self.full:  # pieces are exactly piece_s long, whatever the block size
             if offset_s >= self._piece_end:
-                self._queue.put(("open", self._start, offset_s))
+                self._send(("open", (self._start, self._rate), offset_s))
                 self._piece_end = offset_s + self.piece_s
             take = min(len(mono), max(1, int(round((self._piece_end - offset_s) * self._rate))))
-            self._queue.put(("write", mono[:take].copy(), offset_s))
+            self._send(("write", mono[:take].copy(), offset_s))
             mono, offset_s = mono[take:], offset_s + take / self._rate
         if self.used_bytes() >= self.max_bytes:
             self._stop(f"{self.dir}: the recording reached the disk budget ({self.max_bytes / 1e6:g} MB)")
 
     def stream_ended(self) -> None:
-        self._queue.put(("close", None, 0.0))
+        self._send(("close", None, 0.0))
+
+    def _send(self, job) -> None:
+        # Never block the worker: a writer minutes behind means a disk that cannot keep up.
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            self._stop(f"{self.dir}: the disk cannot keep up with the recording", error=True)
 
     def record(self, record: dict) -> None:
         """``on_record``: nothing to do (everything is kept)."""
@@ -271,10 +279,10 @@ class StreamRecorder(Hooks):
         self._index.close()
 
     def _stop(self, why: str, error: bool = False) -> None:
+        if error and self.error is None:
+            self.error = why
         if not self.full:
             self.full = True
-            if error:
-                self.error = why
             log.warning("%s; recording stops", why)
             self.on_full()
 
@@ -286,7 +294,7 @@ class StreamRecorder(Hooks):
         piece: sf.SoundFile | None = None
         path = part = None
         stream_start: datetime | None = None
-        first_s, frames = 0.0, 0
+        rate, first_s, frames = 0, 0.0, 0
         while True:
             job = self._queue.get()
             if job is None:
@@ -297,27 +305,26 @@ class StreamRecorder(Hooks):
                     piece.close()
                     part.rename(path)
                     self._bytes += path.stat().st_size
-                    self._index_piece(path, stream_start + timedelta(seconds=first_s), first_s, frames)
+                    self._index_piece(path, stream_start + timedelta(seconds=first_s), first_s, frames / rate)
                     piece = None
                 if what == "open" and not self.full:
-                    stream_start, first_s, frames = payload, offset_s, 0
+                    (stream_start, rate), first_s, frames = payload, offset_s, 0
                     at = stream_start + timedelta(seconds=offset_s)
                     path = self.dir / "audio" / at.strftime("%Y-%m-%d") / f"{at.strftime('%H%M%S')}.flac"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     part = path.with_name(path.name + ".part")
-                    piece = sf.SoundFile(str(part), "w", self._rate, 1, format="FLAC", subtype="PCM_16")
+                    piece = sf.SoundFile(str(part), "w", rate, 1, format="FLAC", subtype="PCM_16")
                 elif what == "write" and piece is not None:
                     piece.write(np.clip(payload, -1.0, 1.0))
                     frames += len(payload)
-            except (OSError, RuntimeError) as e:  # soundfile raises RuntimeError for libsndfile's errors
+            except Exception as e:  # a full disk, libsndfile's RuntimeError, anything: say so, keep draining
                 if piece is not None:
-                    with contextlib.suppress(OSError, RuntimeError):
+                    with contextlib.suppress(Exception):
                         piece.close()
                 piece = None
                 self._stop(f"{part}: cannot write the recording ({getattr(e, 'strerror', None) or e})", error=True)
 
-    def _index_piece(self, path: Path, start: datetime, first_s: float, frames: int) -> None:
-        seconds = frames / self._rate
+    def _index_piece(self, path: Path, start: datetime, first_s: float, seconds: float) -> None:
         self.counts["audio"] += 1
         self.seconds += seconds
         line = {"kind": "audio", "clip": os.path.relpath(path, self.dir),
@@ -346,6 +353,6 @@ def read_index(out_dir: Path) -> list[dict]:
             entry = json.loads(line)
         except ValueError:
             continue
-        if isinstance(entry, dict) and "clip" in entry:
+        if isinstance(entry, dict) and isinstance(entry.get("clip"), str):
             entries.append(entry)
     return entries

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Callable, Iterator
-from urllib.parse import urlencode
+from html import escape
+from urllib.parse import urlencode, urlsplit
 
 from ..home.activity import summarise
 from ..home.label import LABELS_NAME, LabelFile, find_clips, labels_in
@@ -43,10 +44,12 @@ from .systemd import pid_alive, read_state
 log = logging.getLogger("barkwatch")
 
 COOKIE = "barkwatch_token"
-EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 AUDIO_TYPES = {".flac": "audio/flac", ".ogg": "audio/ogg", ".wav": "audio/wav", ".mp3": "audio/mpeg"}
 LATEST = 30  # barks on the today page
-HISTORY_DAYS = 28
+HISTORY_DAYS = 28  # on the history page's map
+OLDEST_DAY = 3660  # days back a history page may be asked for
+FEED_LOOKBACK_S = 600.0  # the live feed starts with records of barks that began this long before (detector.max_duration_s)
 
 
 class WebError(Exception):
@@ -84,6 +87,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def local_midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time()).astimezone()
+
+
 def inside(path: Path, folder: Path | None) -> bool:
     """Whether ``path``, links resolved, lies inside ``folder``."""
     if folder is None:
@@ -107,9 +114,19 @@ def read_records(settings: WebSettings, since: datetime | None = None, until: da
 
 
 def barks(records: list[dict]) -> list[dict]:
-    """Finished barks, newest first."""
-    done = [r for r in records if r.get("event") == "bark" and r.get("start")]
-    return sorted(done, key=lambda r: r["start"], reverse=True)
+    """Finished barks, newest first; a record without a readable id, start, duration or score is left out
+    (one bad line must not break a page)."""
+    done = []
+    for r in records:
+        try:
+            if r.get("event") != "bark" or not isinstance(r.get("id"), str):
+                continue
+            when = datetime.fromisoformat(r["start"]).timestamp()
+            float(r.get("duration_s", 0.0)), float(r.get("peak_score", 0.0))
+        except (KeyError, TypeError, ValueError):
+            continue
+        done.append((when, r))
+    return [r for _, r in sorted(done, key=lambda pair: pair[0], reverse=True)]
 
 
 def status(settings: WebSettings, now: datetime) -> dict:
@@ -117,19 +134,18 @@ def status(settings: WebSettings, now: datetime) -> dict:
     state = read_state(settings.state_file) if settings.state_file is not None else None
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     today = barks(read_records(settings, midnight))
-    out = {"running": bool(state and pid_alive(state.pid) and state.status != "stopped"),
-           "status": state.status if state else None, "device": state.device if state else None,
-           "level_dbfs": getattr(state, "level_dbfs", None) if state else None,
-           "updated": state.updated if state else None, "model": state.model if state else None,
-           "barks_today": len(today), "barking_today_s": round(sum(float(r.get("duration_s", 0)) for r in today), 1),
-           "last_bark": today[0]["start"] if today else None}
-    return out
+    return {"running": bool(state and pid_alive(state.pid) and state.status != "stopped"),
+            "status": state.status if state else None, "device": state.device if state else None,
+            "level_dbfs": state.level_dbfs if state else None,
+            "updated": state.updated if state else None, "model": state.model if state else None,
+            "barks_today": len(today), "barking_today_s": round(sum(float(r.get("duration_s", 0)) for r in today), 1),
+            "last_bark": today[0]["start"] if today else None}
 
 
 def find_clip(settings: WebSettings, event_id: str) -> Path | None:
     """The clip of an event, found by its id in the clip folder's names (``<HHMMSS>_<id>.<fmt>``, detect's
     ``<name>_<offset>_<id>.<fmt>``), only where it resolves inside that folder."""
-    if not EVENT_ID.match(event_id) or settings.clips_dir is None or not settings.clips_dir.is_dir():
+    if not EVENT_ID.fullmatch(event_id) or settings.clips_dir is None or not settings.clips_dir.is_dir():
         return None
     for suffix in AUDIO_TYPES:
         for path in sorted(settings.clips_dir.rglob(f"*_{event_id}{suffix}")):
@@ -168,24 +184,38 @@ def make_app(settings: WebSettings):
     settings.check()
     routes = web.RouteTableDef()
 
-    def html(text: str, status: int = 200) -> web.Response:
-        return web.Response(text=text, content_type="text/html", status=status)
+    def html(text: str, code: int = 200) -> web.Response:
+        return web.Response(text=text, content_type="text/html", status=code)
+
+    loopback_hosts = {f"{name}:{settings.port}" for name in ("127.0.0.1", "localhost", "[::1]")}
 
     @web.middleware
-    async def token_check(request: web.Request, handler):
+    async def guard(request: web.Request, handler):
+        # Another site open in the same browser must not read the home's recordings or change its labels:
+        # without a token, only this machine's own names are answered (no DNS rebinding), and a form posted
+        # from another site is refused whatever the token.
+        if request.method == "POST" and request.headers.get("Sec-Fetch-Site") == "cross-site":
+            return web.json_response({"error": "a request from another site"}, status=403)
+        origin = request.headers.get("Origin")
+        if request.method == "POST" and origin and urlsplit(origin).netloc != request.host:
+            return web.json_response({"error": "a request from another site"}, status=403)
         if not settings.token:
+            if request.host not in loopback_hosts:
+                return web.json_response({"error": f"unknown host {request.host}"}, status=421)
             return await handler(request)
         header = request.headers.get("Authorization", "")
         given = (header[7:].strip() if header.startswith("Bearer ") else "") or request.query.get("token") or \
             request.cookies.get(COOKIE, "")
         if given and hmac.compare_digest(given.encode(), settings.token.encode()):
-            response = await handler(request)
-            if request.query.get("token") and not response.prepared:
+            if request.method == "GET" and request.query.get("token"):  # into a cookie, out of the address bar
+                rest = {k: v for k, v in request.query.items() if k != "token"}
+                response = web.HTTPSeeOther(request.path + ("?" + urlencode(rest) if rest else ""))
                 response.set_cookie(COOKIE, settings.token, httponly=True, samesite="Strict")
-            return response
+                return response
+            return await handler(request)
         if request.path.startswith("/api/"):
             return web.json_response({"error": "a token is needed: Authorization: Bearer TOKEN"}, status=401)
-        return html(webpages.login_page("wrong token" if given else ""), status=401)
+        return html(webpages.login_page("wrong token" if given else ""), code=401)
 
     @routes.get("/")
     async def today_page(request: web.Request) -> web.Response:
@@ -204,13 +234,18 @@ def make_app(settings: WebSettings):
             try:
                 day = date.fromisoformat(request.query["day"])
             except ValueError:
-                return html(webpages.page("barkwatch", "history", "<p>day: give YYYY-MM-DD</p>"), status=400)
-            first = min(first, day)
-        start = datetime.combine(first, datetime.min.time()).astimezone()
-        records = read_records(settings, start)
-        activity = summarise(records, first, now.date())
-        day_records = [r for r in barks(records)
-                       if day is not None and datetime.fromisoformat(r["start"]).astimezone().date() == day]
+                day = date.min
+            if not now.date() - timedelta(days=OLDEST_DAY) <= day <= now.date():
+                return html(webpages.page("barkwatch", "history", "<p>day: give a past date as YYYY-MM-DD</p>"),
+                            code=400)
+
+        def read() -> tuple:
+            records = read_records(settings, local_midnight(first))
+            chosen = [] if day is None else [r for r in barks(read_records(settings, local_midnight(day),
+                                                                           local_midnight(day + timedelta(days=1))))]
+            return summarise(records, first, now.date()), chosen
+
+        activity, day_records = await asyncio.get_running_loop().run_in_executor(None, read)
         return html(webpages.history_page(activity, day, day_records))
 
     @routes.get("/api/status")
@@ -223,31 +258,37 @@ def make_app(settings: WebSettings):
         try:
             since = parse_when(request.query["since"], now) if request.query.get("since") else None
             until = parse_when(request.query["until"], now) if request.query.get("until") else None
-        except ValueError as e:
+        except (ValueError, OverflowError) as e:
             return web.json_response({"error": f"since/until: {e}"}, status=400)
         return web.json_response({"events": barks(read_records(settings, since, until))})
 
     @routes.get("/api/clips/{event_id}")
     async def api_clip(request: web.Request) -> web.StreamResponse:
-        path = find_clip(settings, request.match_info["event_id"])
+        path = await asyncio.get_running_loop().run_in_executor(None, find_clip, settings,
+                                                                request.match_info["event_id"])
         if path is None:
             return web.json_response({"error": "no such clip"}, status=404)
         return web.FileResponse(path, headers={"Content-Type": AUDIO_TYPES[path.suffix]})
 
     @routes.get("/api/stream")
     async def api_stream(request: web.Request) -> web.StreamResponse:
+        if settings.events is None or not settings.events.exists():
+            return web.Response(status=204)  # an EventSource stops asking on 204
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
-        if settings.events is None or not settings.events.exists():
-            return response
         loop, queue, stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
         source = settings.events
+        # A bark is logged when it ends: one that began before the page connected must still come through.
+        since = datetime.now().astimezone() - timedelta(seconds=FEED_LOOKBACK_S)
 
         def pump() -> None:  # follow() blocks: it runs on a thread of its own, one per client
-            records = tail_file(source, stop) if source.is_file() else follow(source, datetime.now().astimezone(),
-                                                                            stop=stop)
-            for record in records:
-                loop.call_soon_threadsafe(queue.put_nowait, record)
+            try:
+                records = tail_file(source, stop) if source.is_file() else follow(source, since, stop=stop)
+                for record in records:
+                    loop.call_soon_threadsafe(queue.put_nowait, record)
+            except Exception as e:  # the feed ends; the page's EventSource reconnects
+                log.warning("web: live feed stopped: %s", e)
+            loop.call_soon_threadsafe(queue.put_nowait, None)
 
         threading.Thread(target=pump, name="barkwatch-web-stream", daemon=True).start()
         try:
@@ -255,6 +296,8 @@ def make_app(settings: WebSettings):
             while True:
                 try:
                     record = await asyncio.wait_for(queue.get(), timeout=15.0)
+                    if record is None:
+                        break
                     await response.write(f"data: {json.dumps(record)}\n\n".encode())
                 except asyncio.TimeoutError:
                     await response.write(b": still here\n\n")  # keeps proxies and phones from closing it
@@ -293,7 +336,7 @@ def make_app(settings: WebSettings):
     async def label_page(request: web.Request) -> web.Response:
         clips = label_clips()
         if label_dir is None or not clips:
-            where = label_dir or "the clip folder"
+            where = escape(str(label_dir or "the clip folder"))
             return html(webpages.page("barkwatch: label", "label", f"<p>No clips to label in {where}: record "
                                       "some with <code>barkwatch record --out DIR</code> and serve with "
                                       "<code>--labels DIR</code>.</p>"))
@@ -338,7 +381,12 @@ def make_app(settings: WebSettings):
     @routes.post("/api/label")
     async def label_write(request: web.Request) -> web.Response:
         wants_json = request.content_type == "application/json"
-        form = await (request.json() if wants_json else request.post())
+        try:
+            form = await (request.json() if wants_json else request.post())
+        except ValueError:
+            return web.json_response({"error": "the body is not JSON"}, status=400)
+        if not hasattr(form, "get"):
+            return web.json_response({"error": "give an object: index, clip, label"}, status=400)
         clips = label_clips()
         try:
             index = int(form.get("index"))
@@ -377,7 +425,7 @@ def make_app(settings: WebSettings):
             out.close()
         raise web.HTTPSeeOther("/label?" + urlencode({"at": names.index(last), "said": f"undone: {last}"}))
 
-    app = web.Application(middlewares=[token_check])
+    app = web.Application(middlewares=[guard])
     app.add_routes(routes)
     return app
 
@@ -422,7 +470,7 @@ def serve(settings: WebSettings, ready: Callable[[str], None] | None = None,
     app = make_app(settings)
 
     async def main() -> None:
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)  # open feeds: do not wait a minute
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
         try:

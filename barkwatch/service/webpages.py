@@ -107,7 +107,7 @@ LIVE_SCRIPT = """
 const feed = new EventSource('/api/stream');
 feed.onmessage = (m) => {
   const r = JSON.parse(m.data);
-  if (r.event !== 'bark' || document.querySelector(`tr[data-id="${r.id}"]`)) return;
+  if (r.event !== 'bark' || document.querySelector(`tr[data-id="${CSS.escape(String(r.id))}"]`)) return;
   const t = new Date(r.start), row = document.createElement('tr');
   row.dataset.id = r.id;
   const cells = [t.toLocaleTimeString([], {hour12: false}), `${r.duration_s.toFixed(1)} s`, r.peak_score.toFixed(2)];
