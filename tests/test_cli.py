@@ -233,3 +233,11 @@ def test_a_bark_network_is_trained_exported_and_fine_tuned_from(tmp_path):
                            "--out", str(tmp_path / "x.pt")), "--bark-net needs --objective joint")
     one_line_error(run_cli("train", *common, "--bark-net", "resnet", "--out", str(tmp_path / "x.pt")),
                    "--bark-net resnet: choose none or cnn")
+    one_line_error(run_cli("train", *common[:-1], "minmax", "--bark-net", "cnn-pcen", "--out", str(tmp_path / "x.pt")),
+                   "--bark-net cnn-pcen needs --norm db")
+
+    # PCEN in front: trained, exported as TorchScript, scores in range.
+    result = run_cli("train", *common, "--bark-net", "cnn-pcen", "--epochs", "1", "--out", str(tmp_path / "p.pt"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(run_cli("inspect", "--json", str(tmp_path / "p.pt")).stdout)["bark_net"]["front"] == "pcen"
+    assert ((torch.jit.load(str(tmp_path / "p.pt"))(wave)[2] >= 0) & (model(wave)[2] <= 1)).all()

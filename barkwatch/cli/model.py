@@ -67,7 +67,8 @@ def train(
     head_weight: float = typer.Option(1.0, "--head-weight", help="Joint objective: weight of the bark head."),
     bark_net: str = typer.Option("none", "--bark-net", help="Joint: the bark head. none: a linear head on the "
                                  "VAE's latent mean; cnn or cnn-wide: a small convolutional network on the "
-                                 "spectrogram, whose logit joins log RL and log KL in the classifier."),
+                                 "spectrogram, whose logit joins log RL and log KL in the classifier; cnn-pcen: "
+                                 "cnn on trainable PCEN of it (needs --norm db)."),
     bark_weight: Optional[float] = typer.Option(None, "--bark-weight", help="Joint: weight of a bark window in "
                                                 "the head's loss against another sound's (default: balanced, "
                                                 "the barks weigh as much as all other windows together)."),

@@ -9,15 +9,21 @@ Shape, for ``[B, 1, 128 mel bands, T frames]`` in [0, 1]: four blocks of 3x3 con
 each followed by max-pooling that shrinks frequency faster than time (a bark is broadband and short, so time
 resolution is worth more than frequency resolution), then the mean over frequency and the maximum over time
 (a bark anywhere in the window counts the same) into one linear unit. About 60 k parameters and 8 million
-multiply-adds a window.
+multiply-adds a window. ``cnn-pcen`` puts trainable PCEN (``Pcen``) in front: it needs the fixed dB scale.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+from typing import List
 
 import torch
 from torch import nn
+
+from .features import FeatureParams
+
+FRONTS = ("db", "pcen", "both")
 
 
 @dataclass(frozen=True)
@@ -25,10 +31,13 @@ class BarkNetConfig:
     channels: tuple[int, ...] = (16, 32, 48, 64)
     pools: tuple[tuple[int, int], ...] = ((4, 2), (2, 2), (2, 2), (2, 1))  # (frequency, time) per block
     dropout: float = 0.2
+    front: str = "db"  # the network's input: the fixed-dB window, PCEN of it, or both as two channels
 
     def __post_init__(self) -> None:
         if len(self.channels) != len(self.pools) or not self.channels:
             raise ValueError("BarkNetConfig needs one pooling per block")
+        if self.front not in FRONTS:
+            raise ValueError(f"BarkNetConfig.front {self.front!r}: choose one of {', '.join(FRONTS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,16 +46,49 @@ class BarkNetConfig:
 BARKNETS: dict[str, BarkNetConfig] = {
     "cnn": BarkNetConfig(),
     "cnn-wide": BarkNetConfig(channels=(32, 64, 96, 128)),
+    "cnn-pcen": BarkNetConfig(front="pcen"),
 }
+
+
+class Pcen(nn.Module):
+    """Per-channel energy normalisation (Wang et al. 2017; trainable per band, as there) of the fixed-dB window:
+    each band's energy over a smoothed running estimate of it, compressed. A steady sound (a fridge, traffic)
+    sinks towards zero whatever its level, while an onset stands out by how far it rises over what came before:
+    a faint bark down the street as much as a loud one in the room. A window is scored on its own, so the
+    smoother starts at each band's quietest frame of the window, an estimate of the room under the sound.
+
+    ``[B, 1, F, T]`` in [0, 1] (``normalisation="db"``, ``db_low``..``db_high``) -> ``[B, 1, F, T]``."""
+
+    def __init__(self, bands: int, smooth: float = 0.06, params: FeatureParams = FeatureParams(normalisation="db")):
+        super().__init__()
+        self.smooth = smooth  # per frame: a time constant of about 0.4 s at 23 ms frames
+        self.db_low, self.db_span = params.db_low, params.db_high - params.db_low
+        self.log_alpha = nn.Parameter(torch.full((bands, 1), math.log(0.98)))
+        self.log_delta = nn.Parameter(torch.full((bands, 1), math.log(2.0)))
+        self.log_r = nn.Parameter(torch.full((bands, 1), math.log(0.5)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        energy = torch.pow(10.0, (x[:, 0] * self.db_span + self.db_low) / 10.0)  # [B, F, T], power
+        level = energy.amin(dim=-1)
+        frames: List[torch.Tensor] = []
+        for t in range(energy.size(-1)):
+            level = (1.0 - self.smooth) * level + self.smooth * energy[:, :, t]
+            frames.append(level)
+        smoothed = torch.stack(frames, dim=-1)
+        alpha, delta, r = self.log_alpha.exp().clamp(max=1.0), self.log_delta.exp(), self.log_r.exp()
+        return ((energy / (1e-12 + smoothed).pow(alpha) + delta).pow(r) - delta.pow(r)).unsqueeze(1)
 
 
 class BarkNet(nn.Module):
     """``[B, 1, F, T]`` spectrogram -> ``[B]`` bark logit (positive: a bark)."""
 
-    def __init__(self, config: BarkNetConfig = BarkNetConfig()):
+    def __init__(self, config: BarkNetConfig = BarkNetConfig(), bands: int = 128):
         super().__init__()
+        self.front = config.front
+        # Only a PCEN front has parameters: networks without one keep the weights they always had.
+        self.pcen = Pcen(bands) if config.front != "db" else nn.Identity()
         layers: list[nn.Module] = []
-        previous = 1
+        previous = 2 if config.front == "both" else 1
         for channels, pool in zip(config.channels, config.pools):
             layers += [nn.Conv2d(previous, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
                        nn.ReLU(inplace=True), nn.MaxPool2d(pool, ceil_mode=True)]
@@ -56,6 +98,10 @@ class BarkNet(nn.Module):
         self.out = nn.Linear(previous, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.front == "pcen":
+            x = self.pcen(x)
+        elif self.front == "both":
+            x = torch.cat([x, self.pcen(x)], dim=1)
         h = self.blocks(x)  # [B, C, F', T']
         h = h.mean(dim=2).amax(dim=2)  # mean over frequency, then the strongest moment in the window
         return self.out(self.dropout(h)).squeeze(1)

@@ -113,6 +113,9 @@ class TrainConfig:
             raise TrainingError(f"--bark-net {self.bark_net}: choose none or {', '.join(BARKNETS)}")
         if self.bark_net != "none" and self.objective != "joint":
             raise TrainingError("--bark-net needs --objective joint: the network learns barks against other sounds")
+        if self.bark_net in BARKNETS and BARKNETS[self.bark_net].front != "db" and self.normalisation != "db":
+            raise TrainingError(f"--bark-net {self.bark_net} needs --norm db: its PCEN is computed from the fixed "
+                                "dB scale")
         if self.objective == "joint" and self.negatives is None and self.labels is None:
             raise TrainingError("--objective joint needs --negatives: the head learns barks against other sounds")
         if self.normalisation not in NORMALISATIONS:
