@@ -177,7 +177,7 @@ def record(
     if keep not in KEEP_CHOICES:
         fail(f"--keep {keep}: choose {' or '.join(KEEP_CHOICES)}")
     now = datetime.now().astimezone()
-    deadline = _time.monotonic() + minutes * 60 if minutes is not None else None
+    until_at = None  # monotonic time of --until; --minutes counts from when the audio starts
     if until is not None:
         try:
             at = datetime.fromisoformat(until) if "T" in until or "-" in until else datetime.combine(
@@ -190,7 +190,7 @@ def record(
         if at <= now:
             fail(f"--until {until}: that time has passed")
         left = (at - now).total_seconds()
-        deadline = min(deadline, _time.monotonic() + left) if deadline is not None else _time.monotonic() + left
+        until_at = _time.monotonic() + left
     loaded_config = load_config(config_file, {"audio.device": device_spec, "model.path": model})
     cfg = loaded_config.config
     setup_logging(quiet, cfg.logging.level)
@@ -228,6 +228,10 @@ def record(
             fail(str(e))
         if not quiet:
             typer.echo(f"recording {opener.name} to {out} (keeping {keep}); Ctrl-C stops", err=True)
+        # Loading the model and opening the device take seconds: --minutes is minutes of audio.
+        ends = [t for t in (until_at, _time.monotonic() + minutes * 60 if minutes is not None else None)
+                if t is not None]
+        deadline = min(ends) if ends else None
 
         def on_stop(signum, frame) -> None:
             stopped_by.append(signal.Signals(signum).name)
