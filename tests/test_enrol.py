@@ -50,6 +50,8 @@ def test_each_step_is_the_command_an_owner_would_run_for_what_is_left(tmp_path):
     train = command_for("train", state, plan)
     assert train == ["train", "--labels", str(plan.labels), "--negatives", "samples/other", "--init",
                      "/m/default.pt", "--out", str(plan.model)]
+    quick = EnrolPlan(tmp_path / "rex", "hw:1", epochs=5)
+    assert command_for("train", state, quick)[-4:] == ["--epochs", "5", "--out", str(quick.model)]
     calibrate = command_for("calibrate", state, plan)
     assert calibrate[calibrate.index("--background") + 1] == str(tmp_path / "rex" / "quiet" / "audio")
     assert calibrate[-2:] == ["--set-config", "c.yaml"]
@@ -95,7 +97,7 @@ def test_enrol_through_a_terminal_gives_a_calibrated_model_and_points_the_config
     folder = tmp_path / "rex"
 
     t = tmux("enrol", str(folder), "--device", f"file:{day}", "--fast", "--quiet", str(quiet), "--negatives",
-             str(OTHERS), "--set-config", str(config))
+             str(OTHERS), "--set-config", str(config), "--epochs", "4")
     t.wait_for("clip 1 of", timeout=300)  # day recorded, the quiet step skipped: labelling
     index = {e["clip"]: e for e in read_index(folder / "day")}
     decided = 0

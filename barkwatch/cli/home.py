@@ -167,6 +167,8 @@ def enrol(
     yes: bool = typer.Option(False, "--yes", help="Do not wait for Enter before the quiet recording."),
     fast: bool = typer.Option(False, "--fast", help="With a file: device, read recordings as fast as they "
                               "are scored (a day's recording enrolled in minutes)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Most training epochs (default: "
+                                         "train's; fewer on a slow machine such as a Raspberry Pi)."),
     model: ModelFile = None,
     set_config: Optional[Path] = typer.Option(None, "--set-config", help="Point this config file at the "
                                               "enrolled model and its threshold when done (comments kept)."),
@@ -204,7 +206,7 @@ def enrol(
         state.redo(redo)
     base = Path(config.model.path) if config.model.path else DEFAULT_MODEL
     plan = EnrolPlan(folder, device, day_minutes, quiet_minutes, base.resolve(), budget, tuple(negatives),
-                     quiet_recording, config_file, set_config, fast)
+                     quiet_recording, config_file, set_config, fast, epochs)
     left = steps_left(state, plan)
     for step in left:
         number = STEPS.index(step) + 1

@@ -90,6 +90,7 @@ class EnrolPlan:
     config: Path | None = None
     set_config: Path | None = None
     fast: bool = False  # file: devices read as fast as they are scored
+    epochs: int | None = None  # training's most epochs (None: train's own default)
 
     @property
     def day_dir(self) -> Path:
@@ -134,7 +135,8 @@ def command_for(step: str, state: EnrolState, plan: EnrolPlan) -> list[str]:
         return ["label", str(plan.day_dir), *model, *common]
     if step == "train":
         negatives = [arg for path in plan.negatives for arg in ("--negatives", str(path))]
-        return ["train", "--labels", str(plan.labels), *negatives, "--init", str(plan.base_model),
+        epochs = ["--epochs", str(plan.epochs)] if plan.epochs is not None else []
+        return ["train", "--labels", str(plan.labels), *negatives, "--init", str(plan.base_model), *epochs,
                 "--out", str(plan.model)]
     if step == "calibrate":
         return ["calibrate", "--model", str(plan.model), "--background", str(plan.background), "--barks",
