@@ -87,4 +87,6 @@ def test_prechelt_stops_when_validation_rises_while_training_stalls():
     val = [5, 4, 3.0, 3.1, 3.3, 3.6, 4.0, 4.5, 5.0, 5.5]
     stopped_at = next(e for e, (t, v) in enumerate(zip(train, val)) if stop.update(t, v))
     assert stopped_at == 9 and stop.best_epoch == 2 and "GL/P_5" in stop.reason
+    patient = PrecheltStopping(k=5, alpha=2.0, min_epochs=12)  # the same losses: no stop before epoch 12
+    assert not any(patient.update(t, v) for t, v in zip(train, val)) and patient.best_epoch == 2
 

@@ -124,6 +124,8 @@ def train(
                                        "0 turns it off)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop training when another epoch would "
                                                 "pass this many minutes, keeping the best epoch so far."),
+    min_epochs: int = typer.Option(0, "--min-epochs", min=0, help="Early stopping waits at least this many "
+                                   "epochs (the best validation epoch is still the one kept)."),
     windows_per_clip: int = typer.Option(4, "--windows-per-clip",
                                          help="Most windows cut from one file (from its loudest part)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps."),
@@ -164,7 +166,7 @@ def train(
                          colour_p=colour,
                          ensemble=ensemble,
                          focal_gamma=focal, bark_weight=bark_weight, bark_net=bark_net,
-                         batch_size=batch_size, weight_decay=weight_decay, max_minutes=max_minutes,
+                         batch_size=batch_size, weight_decay=weight_decay, max_minutes=max_minutes, min_epochs=min_epochs,
                          max_windows_per_clip=windows_per_clip, device=device, seed=seed,
                          exclude_sources=excluded, progress=not quiet)
     try:

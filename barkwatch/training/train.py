@@ -102,6 +102,7 @@ class TrainConfig:
     bark_weight: float | None = None  # joint: a bark window's weight against another sound's (None: balanced)
     ensemble: int = 1  # VAEs trained with different seeds, their probabilities averaged
     max_minutes: float | None = None  # stop when another epoch would pass this; the best epoch so far is kept
+    min_epochs: int = 0  # early stopping waits at least this long (a validation loss that jumps early on)
     progress: bool = True
 
     def validate(self) -> None:
@@ -378,8 +379,8 @@ class PrecheltStopping:
     weights of the epoch with the lowest validation loss.
     """
 
-    def __init__(self, k: int = 5, alpha: float = 2.0):
-        self.k, self.alpha = k, alpha
+    def __init__(self, k: int = 5, alpha: float = 2.0, min_epochs: int = 0):
+        self.k, self.alpha, self.min_epochs = k, alpha, min_epochs
         self.train_losses: list[float] = []
         self.best_val = math.inf
         self.best_epoch = -1
@@ -391,7 +392,7 @@ class PrecheltStopping:
         self.train_losses.append(train_loss)
         if val_loss < self.best_val:
             self.best_val, self.best_epoch = val_loss, epoch
-        if len(self.train_losses) % self.k != 0:
+        if len(self.train_losses) % self.k != 0 or len(self.train_losses) < self.min_epochs:
             return False
         strip = self.train_losses[-self.k :]
         progress = 1000.0 * (sum(strip) / (self.k * min(strip)) - 1.0)
@@ -576,7 +577,7 @@ def train_vae(config: TrainConfig, features: Spectrogram, train: Windows, val: W
     positives = float(train.labels.sum())
     balanced = (len(train.labels) - positives) / max(positives, 1.0)  # as many bark windows as others, in effect
     pos_weight = torch.tensor(config.bark_weight if config.bark_weight is not None else balanced, device=device)
-    stopper = PrecheltStopping()
+    stopper = PrecheltStopping(min_epochs=config.min_epochs)
     aug = augmentation(config)
     rng = torch.Generator().manual_seed(config.seed)
     history: dict[str, list[float]] = {k: [] for k in ("train_loss", "val_loss", "train_rl", "train_kl",
@@ -927,6 +928,7 @@ def train(config: TrainConfig) -> TrainResult:
             "epochs": run.epochs,
             "best_epoch": run.best_epoch,
             "early_stopping": "Prechelt PQ_2 (k=5), or progress < 0.1; best validation epoch kept",
+            "min_epochs": config.min_epochs,
             "stopped_because": run.stop_reason or "reached --epochs",
             "lr": config.lr,
             "lr_schedule": config.lr_schedule,
