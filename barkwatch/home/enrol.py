@@ -177,10 +177,12 @@ def run_step(args: Sequence[str]) -> StepResult:
     child = subprocess.Popen([sys.executable, "-m", "barkwatch", *args])
     interrupted = False
 
-    def on_term(signum, frame) -> None:
+    def on_stop(signum, frame) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    # Installed, not inherited: a shell that starts enrol in the background leaves SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt of its own (record and listen install theirs in the same way).
+    previous = {s: signal.signal(s, on_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         while True:
             try:
@@ -191,5 +193,6 @@ def run_step(args: Sequence[str]) -> StepResult:
                 if child.poll() is None:
                     child.send_signal(signal.SIGINT)  # a terminal's Ctrl-C reached it too: once more is harmless
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     return StepResult(code, interrupted, (time.monotonic() - began) / 60)
