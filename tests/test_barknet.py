@@ -3,6 +3,7 @@ TorchScript export computes the same, and networks without it keep the weights t
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from barkwatch.model.barknet import BARKNETS, BarkNet, Pcen
@@ -30,6 +31,7 @@ def test_steady_sound_sinks_whatever_its_level_and_an_onset_stands_out():
     assert onset[..., -1].max() < onset[..., 22].min() / 2
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script, the model format asked for
 def test_the_exported_front_computes_the_same_and_plain_networks_keep_their_weights():
     torch.manual_seed(0)
     net = BarkNet(BARKNETS["cnn-pcen"]).eval()
