@@ -450,6 +450,25 @@ def follow(events_dir: str | os.PathLike, since: datetime | None = None, poll_s:
         files.close()
 
 
+def follow_file(path: str | os.PathLike, since: datetime | None = None, poll_s: float = 0.5,
+                stop: threading.Event | None = None) -> Iterator[dict]:
+    """``follow`` for one log file (what ``detect --events`` or ``listen --events FILE`` writes)."""
+    since = _aware(since) if since is not None else None
+    stop = stop if stop is not None else threading.Event()
+    lines = _Lines(Path(path))
+    try:
+        while not stop.is_set():
+            got = False
+            for record in _filtered(lines.read(), since, None):
+                got = True
+                yield record
+            lines.warn()
+            if not got:
+                stop.wait(poll_s)
+    finally:
+        lines.close()
+
+
 class _Followed:
     """Which log files ``follow`` has read, by (inode, device), and the ones it holds open."""
 

@@ -28,17 +28,18 @@ import json
 import logging
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 from html import escape
 from urllib.parse import urlencode, urlsplit
 
 from ..home.activity import summarise
 from ..home.label import LABELS_NAME, LabelFile, find_clips, labels_in
 from . import webpages
-from .eventlog import follow, parse_when, read_events, read_events_file
+from .eventlog import follow, follow_file, parse_when, read_events, read_events_file
 from .systemd import pid_alive, read_state
 
 log = logging.getLogger("barkwatch")
@@ -154,27 +155,6 @@ def find_clip(settings: WebSettings, event_id: str) -> Path | None:
     return None
 
 
-def tail_file(path: Path, stop: threading.Event, poll_s: float = 0.5) -> Iterator[dict]:
-    """New records appended to one event log file, as ``follow`` gives them for a folder."""
-    with open(path, "rb") as f:
-        f.seek(0, io.SEEK_END)
-        pending = b""
-        while not stop.is_set():
-            chunk = f.read()
-            if not chunk:
-                stop.wait(poll_s)
-                continue
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict):
-                    yield record
-
-
 # -- the application ------------------------------------------------------------------------------------------
 
 
@@ -283,7 +263,7 @@ def make_app(settings: WebSettings):
 
         def pump() -> None:  # follow() blocks: it runs on a thread of its own, one per client
             try:
-                records = tail_file(source, stop) if source.is_file() else follow(source, since, stop=stop)
+                records = (follow_file if source.is_file() else follow)(source, since, stop=stop)
                 for record in records:
                     loop.call_soon_threadsafe(queue.put_nowait, record)
             except Exception as e:  # the feed ends; the page's EventSource reconnects
@@ -346,9 +326,7 @@ def make_app(settings: WebSettings):
         except ValueError:
             at = 0
         i = next_unlabelled(clips, labelled, at)
-        counts: dict[str, int] = {}
-        for value in labelled.values():
-            counts[value] = counts.get(value, 0) + 1
+        counts = Counter(labelled.values())
         if i is None:
             return html(webpages.label_page(str(label_dir), None, len(clips), None, None, counts))
         score = await asyncio.get_running_loop().run_in_executor(None, score_of, clips[i])
