@@ -153,10 +153,8 @@ def web(
         state = state_dir
         events = resolve_dirs(config)[1] if config.paths.events_dir else state / "events"
     clips = resolve_dirs(config)[2] if config.paths.clips_dir else state / "clips"
-    settings = WebSettings(host=config.web.host, port=config.web.port, token=config.web.token,
-                           events=events_path or events, clips_dir=clips_dir or clips, state_file=state_path(state),
-                           label_dir=Path(config.web.labels_dir).expanduser() if config.web.labels_dir else None,
-                           score=None if no_score else _lazy_scorer(config))
+    settings = WebSettings.from_config(config.web, events_path or events, clips_dir or clips, state_path(state),
+                                       score=None if no_score else _lazy_scorer(config))
     try:
         serve(settings, lambda url: typer.echo(f"barkwatch web: serving on {url} (Ctrl-C stops)", err=True))
     except WebError as e:

@@ -163,10 +163,8 @@ def _start_web(config: Config, events: str | None, events_dir: Path, clips_dir: 
         return None
     from .web import WebError, WebSettings, start_in_thread
 
-    settings = WebSettings(host=config.web.host, port=config.web.port, token=config.web.token,
-                           events=Path(events) if events and events != "-" else events_dir, clips_dir=clips_dir,
-                           state_file=state_path(state_dir),
-                           label_dir=Path(config.web.labels_dir).expanduser() if config.web.labels_dir else None)
+    settings = WebSettings.from_config(config.web, Path(events) if events and events != "-" else events_dir,
+                                       clips_dir, state_path(state_dir))
     try:
         settings.check()
     except WebError as e:

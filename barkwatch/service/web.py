@@ -68,6 +68,14 @@ class WebSettings:
     label_dir: Path | None = None  # the clips to label (None: the clip folder)
     score: Callable[[Path], float | None] | None = None  # a clip's model score for the label page
 
+    @classmethod
+    def from_config(cls, web, events: Path, clips_dir: Path, state_file: Path,
+                    score: Callable[[Path], float | None] | None = None) -> "WebSettings":
+        """From the configuration's ``web`` section and the service's folders."""
+        return cls(host=web.host, port=web.port, token=web.token, events=events, clips_dir=clips_dir,
+                   state_file=state_file, label_dir=Path(web.labels_dir).expanduser() if web.labels_dir else None,
+                   score=score)
+
     def check(self) -> None:
         if not is_loopback(self.host) and not self.token:
             raise WebError(f"web.host {self.host}: serving beyond this machine needs a token (web.token, or "
