@@ -62,6 +62,7 @@ class DetectorConfig:
     release_s: float = 1.0
     merge_s: float = 2.0
     max_duration_s: float = 600.0
+    hold_threshold: float | None = None  # None: the model's own (else the threshold)
 
 
 @dataclass
@@ -309,6 +310,7 @@ _RULES: dict[str, _Rule] = {
     "detector.release_s": _SECONDS_GE0,
     "detector.merge_s": _SECONDS_GE0,
     "detector.max_duration_s": _SECONDS_GT0,
+    "detector.hold_threshold": _Rule("a number between 0 and 1", _num(0, 1)),
     "paths.state_dir": _text("a directory"),
     "paths.events_dir": _text("a directory"),
     "paths.clips_dir": _text("a directory"),

@@ -70,6 +70,7 @@ import household as H  # noqa: E402
 from barkwatch.detection.events import TrackerSettings  # noqa: E402
 
 NOTEBOOK_RULES = TrackerSettings(threshold=0.5, patience=1)
+DETECT_RULES = TrackerSettings(threshold=0.5)  # detect's defaults; the threshold and hold are each model's
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "barks-dev"
 DEFAULT_HOLDOUT = REPO / "benchmarks" / "holdout.txt"
@@ -332,10 +333,13 @@ def read_events(path: Path) -> list:
     return events
 
 
-def model_threshold(path: Path) -> float:
-    from barkwatch.model.modelfile import load
+def model_rules(path: Path, rules: TrackerSettings) -> TrackerSettings:
+    """``rules`` at a model file's own threshold and hold threshold (as ``detect`` uses them)."""
+    from barkwatch.detection.detector import model_hold_threshold
+    from barkwatch.model.modelfile import read_metadata
 
-    return float(load(path, "cpu").threshold)
+    meta = read_metadata(path)
+    return replace(rules, threshold=float(meta["threshold"]), hold_threshold=model_hold_threshold(meta))
 
 
 def judge(events: Sequence, truth: dict, threshold: float, window_s: float) -> dict:
@@ -383,16 +387,16 @@ def run_home(plan: HomePlan, data: Path, out: Path, day_minutes: float, quiet_mi
     took["label_s"] = time.perf_counter() - t
     labels_file = recorded / "labels.jsonl"
     models: dict[str, Path] = {}
-    thresholds: dict[str, float] = {}
+    rules: dict[str, TrackerSettings] = {}
     wanted = set(modes)
     if wanted & {"default", "default+calibrate"}:
         models["default"] = DEFAULT_MODEL
-        thresholds["default"] = model_threshold(DEFAULT_MODEL)
+        rules["default"] = model_rules(DEFAULT_MODEL, DETECT_RULES)
     if "default+calibrate" in wanted:
         step("calibrate", "calibrate", "--model", str(DEFAULT_MODEL), "--background", str(folder / "quiet.wav"),
              "--barks", str(labels_file), "--budget", str(BUDGET_PER_HOUR), "--margin", margin,
              "--out", str(folder / "default-cal.pt"), "-q")
-        thresholds["default+calibrate"] = model_threshold(folder / "default-cal.pt")
+        rules["default+calibrate"] = model_rules(folder / "default-cal.pt", DETECT_RULES)
     if "enrolled+calibrate" in wanted:
         step("train", "train", "--labels", str(labels_file), "--negatives", str(NEGATIVES), "--init",
              str(DEFAULT_MODEL), "--out", str(folder / "enrolled.pt"), "--seed", str(seed), *train_args)
@@ -400,12 +404,12 @@ def run_home(plan: HomePlan, data: Path, out: Path, day_minutes: float, quiet_mi
              str(folder / "quiet.wav"), "--barks", str(labels_file), "--budget", str(BUDGET_PER_HOUR), "--margin",
              margin, "--out", str(folder / "enrolled-cal.pt"), "-q")
         models["enrolled+calibrate"] = folder / "enrolled-cal.pt"
-        thresholds["enrolled+calibrate"] = model_threshold(folder / "enrolled-cal.pt")
+        rules["enrolled+calibrate"] = model_rules(folder / "enrolled-cal.pt", DETECT_RULES)
     if "notebook" in wanted:
         step("train", "train", "--labels", str(labels_file), "--preset", "seed", "--epochs", str(NOTEBOOK_EPOCHS),
              "--out", str(folder / "notebook.pt"), "--seed", str(seed))
         models["notebook"] = folder / "notebook.pt"
-        thresholds["notebook"] = model_threshold(folder / "notebook.pt")
+        rules["notebook"] = model_rules(folder / "notebook.pt", NOTEBOOK_RULES)
 
     after = truths["after"]
     rows: dict[str, dict] = {}
@@ -413,18 +417,17 @@ def run_home(plan: HomePlan, data: Path, out: Path, day_minutes: float, quiet_mi
         scores, events = folder / f"after-{name}.csv", folder / f"after-{name}.jsonl"
         for f in (scores, events):
             f.unlink(missing_ok=True)
-        rules = NOTEBOOK_RULES if name == "notebook" else TrackerSettings(threshold=0.5)
         step("detect", "detect", str(folder / "after.wav"), "--model", str(path), "--scores", str(scores),
-             "--events", str(events), "--start", START, "--patience", str(rules.patience),
+             "--events", str(events), "--start", START, "--patience", str(rules[name].patience),
              *(("--hop", str(NOTEBOOK_HOP_S)) if name == "notebook" else ()), "-q")
         windows = read_scores(scores)
         for mode in [m for m in modes if (m == name or (name == "default" and m == "default+calibrate"))]:
-            replayed = events_at(windows, replace(rules, threshold=thresholds[mode]))
+            replayed = events_at(windows, rules[mode])
             if mode == name:  # the replay is detect's own event rules: check it against detect's events
                 reported = read_events(events)
                 if [(e.start_s, e.end_s) for e in reported] != [(e.start_s, e.end_s) for e in replayed]:
                     raise HomeError(f"{events}: detect's events differ from the replayed scores'; a bug")
-            rows[mode] = judge(replayed, after, thresholds[mode], windows[0].end_s - windows[0].start_s)
+            rows[mode] = judge(replayed, after, rules[mode].threshold, windows[0].end_s - windows[0].start_s)
     took["total_s"] = time.perf_counter() - clock
     return {"home": plan.number, "dog": plan.dog, "neighbour": plan.neighbour[0].source,
             "enrol_clips": [c.file for c in plan.enrol], "later_clips": [c.file for c in plan.later],

@@ -7,7 +7,7 @@ barks it reports, how many false alarms an hour, and how late.
     python benchmarks/household.py build --data DIR --holdout FILE --out DIR [--minutes 90] [--seed 0]
                                          [--barks-per-hour 60]
     python benchmarks/household.py calibrate --model M --result VAL.json [--budget 1] --out M2
-    python benchmarks/household.py evaluate (--model M | --baseline loudness) --mix DIR
+    python benchmarks/household.py evaluate (--model M | --baseline loudness) --mix DIR [--hold H]
                                             [--holdout FILE --data DIR] [--out FILE.json] [--match start]
                                             [--compute auto] [--threads N]
 
@@ -41,12 +41,14 @@ background: ``--barks-per-hour 0`` with the same seed gives the same mix without
 
 ``calibrate`` writes a copy of a model whose threshold is the one that found the most barks at no more than
 ``--budget`` false alarms an hour (default 1, half the target's 2, as a margin for new homes) in an earlier
-``evaluate --out`` of that model, which must be on a validation mix (``holdout --exclude`` makes its split):
-choosing the threshold on the test mix would make the test figures meaningless.
+``evaluate --out`` of that model (and the hold threshold that evaluation used), which must be on a
+validation mix (``holdout --exclude`` makes its split): choosing the threshold on the test mix would make the
+test figures meaningless.
 
 ``evaluate`` scores every window of the mix with ``barkwatch.detection.engine.Engine`` (the model's hop, gate
 -60 dBFS, 1 s blocks: what ``barkwatch detect`` does) and replays the scores through ``EventTracker`` (its
-default patience, release and merge) at each of about 200 thresholds. For one threshold:
+default patience, release and merge; the hold threshold ``--hold``, else the model's own, else none) at each
+of about 200 thresholds; a hold above a threshold is that threshold. For one threshold:
 - an event belongs to a bark when it starts in the bark's zone: after onset_s minus one window length and
   before offset_s (``--match start``, the default). Its first window then holds some of the bark, so the
   bark is what set it off. Events are taken in time order, and each finds the earliest of its barks that no
@@ -89,6 +91,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's barkwatch, installed or not
 
+from barkwatch.detection.detector import model_hold_threshold  # noqa: E402
 from barkwatch.detection.events import Event, TrackerSettings, WindowScore  # noqa: E402
 
 SAMPLE_RATE = 22050
@@ -686,7 +689,7 @@ def _salience_by_file(data: str) -> dict[str, str]:
 
 def evaluate(mix: Path, model_path: Path | None, baseline: str | None, data: Path | None, holdout: Path | None,
              match: str = "start", compute: str = "auto", progress: bool = False, patience: int | None = None,
-             hop_s: float | None = None) -> dict:
+             hop_s: float | None = None, hold: float | None = None) -> dict:
     """All figures of one model (or the loudness baseline) on one mix, as a JSON-ready dict."""
     from barkwatch.training import metrics
 
@@ -711,6 +714,7 @@ def evaluate(mix: Path, model_path: Path | None, baseline: str | None, data: Pat
             raise BenchError(str(e)) from e
         hop_s, threshold = hop_s or float(model.metadata.get("hop_s", 0.25)), model.threshold
         patience = patience or int(model.metadata.get("patience", 2))
+        hold = model_hold_threshold(model.metadata) if hold is None else hold
         described = {"file": str(model_path), "sha256": model.sha256, "threshold": threshold,
                      "window_s": model.metadata.get("window_s"), "hop_s": hop_s, "preset": model.metadata.get("preset")}
 
@@ -722,7 +726,7 @@ def evaluate(mix: Path, model_path: Path | None, baseline: str | None, data: Pat
     segments = [Segment(s["start_s"], s["end_s"], s["category"]) for s in truth["backgrounds"]]
     hours = float(truth["duration_s"]) / 3600.0
     collar_s = model.window_samples / model.sample_rate if match == "start" else None
-    tracker = TrackerSettings(threshold=0.5, patience=patience)
+    tracker = TrackerSettings(threshold=0.5, patience=patience, hold_threshold=hold)
     points = sweep(windows, barks, segments, hours, thresholds_for([w.score for w in windows]), collar_s, tracker)
     at_model = (score_events(events_at(windows, threshold, tracker), barks, segments, hours, threshold, collar_s)
                 if threshold is not None else None)
@@ -780,8 +784,11 @@ def calibrate(model_path: Path, result_path: Path, budget: float, out: Path) -> 
     calibration = {"threshold": best["threshold"], "budget_per_hour": budget, "mix": result["mix"],
                    "recall": best["recall"], "false_alarms_per_hour": best["false_alarms_per_hour"],
                    "previous_threshold": result["model"].get("threshold")}
+    changes = {"threshold": best["threshold"], "calibration": calibration}
+    if result.get("tracker", {}).get("hold_threshold") is not None:  # the events the sweep counted
+        changes["hold_threshold"] = result["tracker"]["hold_threshold"]
     try:
-        update_metadata(model_path, out, {"threshold": best["threshold"], "calibration": calibration})
+        update_metadata(model_path, out, changes)
     except ModelFileError as e:
         raise BenchError(str(e)) from e
     return (f"{out}: threshold {best['threshold']:.4f} (recall {best['recall']:.2f} at "
@@ -881,6 +888,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--compute", default="auto", help="where the network runs: auto, cpu, cuda or mps")
     p.add_argument("--patience", type=int, help="high windows that open an event (default: the model's, else 2)")
     p.add_argument("--hop", type=float, help="seconds between windows (default: the model's)")
+    p.add_argument("--hold", type=float, help="score that keeps an open event going (default: the model's own, "
+                   "else none); calibrate copies it into the model")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is much faster "
                    "beside another busy process, whose cores torch's threads would otherwise fight for)")
     return parser
@@ -935,7 +944,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 torch.set_num_threads(args.threads)
             result = _finite(evaluate(args.mix, args.model, args.baseline, args.data, args.holdout, args.match,
-                                      args.compute, progress, args.patience, args.hop))
+                                      args.compute, progress, args.patience, args.hop, args.hold))
             print(describe(result))
             if args.out is not None:
                 try:

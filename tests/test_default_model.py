@@ -15,14 +15,14 @@ def test_default_model_is_small_and_complete():
     assert path.stat().st_size <= 20 * 1024 * 1024
     meta = modelfile.read_metadata(path)
     assert meta["window_s"] == 1 and meta["sample_rate"] == 22050 and 0 < meta["threshold"] < 1
-    assert meta["training"]["excluded_sources"] > 0  # the household benchmark's recordings were held out
+    assert meta["training"]["excluded_sources"] > 0  # the test and validation recordings were held out
+    # Calibrated on the validation mix for a false-alarm budget, not a balanced accuracy on clips.
+    assert meta["bark_net"]["name"] == "cnn-pcen" and meta["calibration"]["budget_per_hour"] <= 2.0
 
 
-def _example_barks(*model: str) -> tuple[list[dict], list[dict]]:
-    """The example's true barks and a model's bark events on it, both in time order (no ``model``: the
-    default)."""
+def test_default_model_finds_each_bark_of_the_example_and_nothing_else():
     truth = sorted(json.loads((SAMPLES / "example.json").read_text())["barks"], key=lambda b: b["onset_s"])
-    result = run_cli("detect", str(SAMPLES / "example.ogg"), *model, "--events", "-", "-q")
+    result = run_cli("detect", str(SAMPLES / "example.ogg"), "--events", "-", "-q")
     assert result.returncode == 0, result.stderr
     barks = [e for e in map(json.loads, result.stdout.splitlines()) if e["event"] == "bark"]
     assert len(barks) == len(truth)
@@ -31,18 +31,4 @@ def _example_barks(*model: str) -> tuple[list[dict], list[dict]]:
         # one window (1 s) before it, since a window is marked once it holds enough of the bark.
         assert bark["onset_s"] - 1.0 <= event["offset_s"] <= bark["onset_s"] + 0.5, (bark, event)
         assert event["end_offset_s"] >= bark["offset_s"] - 0.5
-    return truth, barks
-
-
-def test_default_model_finds_each_bark_of_the_example_and_nothing_else():
-    truth, barks = _example_barks()
-    for bark, event in zip(truth, barks):
         assert event["detected_offset_s"] - bark["onset_s"] <= 1.5
-
-
-def test_the_quiet_model_finds_each_bark_of_the_example_and_nothing_else():
-    quiet = REPO / "models" / "quiet.pt"
-    meta = modelfile.read_metadata(quiet)
-    assert meta["bark_net"]["name"] == "cnn" and meta["calibration"]["budget_per_hour"] == 1.0
-    assert meta["training"]["excluded_sources"] > 0  # the test and validation recordings were held out
-    _example_barks("--model", str(quiet))

@@ -26,9 +26,9 @@ def windows(scores: list[float]) -> list[WindowScore]:
 
 
 def tracker(patience: int = 2, release_s: float = 1.0, merge_s: float = 2.0, max_duration_s: float = 600.0,
-            threshold: float = 0.5) -> EventTracker:
+            threshold: float = 0.5, hold_threshold: float | None = None) -> EventTracker:
     ids = itertools.count(1)
-    return EventTracker(TrackerSettings(threshold, patience, release_s, merge_s, max_duration_s),
+    return EventTracker(TrackerSettings(threshold, patience, release_s, merge_s, max_duration_s, hold_threshold),
                         new_id=lambda: f"e{next(ids)}")
 
 
@@ -148,7 +148,34 @@ def test_peak_mean_and_loss_terms_come_from_the_high_windows():
     assert (start.end_s, start.windows, start.mean_score) == (1.25, 2, pytest.approx(0.775))
 
 
+TAIL = 0.3  # between the hold threshold and the threshold: a bark's softer tail
+
+
+def test_a_tail_above_the_hold_threshold_keeps_the_event_going():
+    scores = [HIGH] * 3 + [TAIL] * 8 + [LOW] * 20
+    plain = feed(tracker(), scores)[-1][2]
+    held = feed(tracker(hold_threshold=0.25), scores)[-1][2]
+    assert plain.end_s == 1.5 and plain.windows == 3
+    assert held.end_s == 10 * HOP + LENGTH and held.windows == 11
+    assert held.mean_score == pytest.approx((3 * HIGH + 8 * TAIL) / 11)
+
+
+def test_windows_above_only_the_hold_threshold_never_open_or_rejoin_an_event():
+    assert feed(tracker(hold_threshold=0.25), [TAIL] * 20) == []
+    # Past release, a run of holding windows is not a rejoining run: the event ends at its last high window.
+    got = feed(tracker(release_s=0.0, merge_s=2.0, hold_threshold=0.25), [HIGH] * 2 + [LOW] * 3 + [TAIL] * 4
+               + [LOW] * 20)
+    assert kinds(got) == ["start", "end"] and got[-1][2].end_s == 1.25
+
+
+def test_a_hold_threshold_above_the_threshold_is_the_threshold():
+    assert TrackerSettings(threshold=0.5, hold_threshold=0.8).hold == 0.5
+    assert TrackerSettings(threshold=0.5).hold == 0.5
+    assert TrackerSettings(threshold=0.9, hold_threshold=0.6).hold == 0.6
+
+
 @pytest.mark.parametrize("field, kwargs", [
+    ("hold_threshold", {"hold_threshold": -0.1}), ("hold_threshold", {"hold_threshold": float("nan")}),
     ("threshold", {"threshold": 1.5}), ("threshold", {"threshold": float("nan")}),
     ("patience", {"patience": 0}), ("patience", {"patience": 1.5}), ("release_s", {"release_s": -1.0}),
     ("merge_s", {"merge_s": float("nan")}), ("max_duration_s", {"max_duration_s": 0.0}),

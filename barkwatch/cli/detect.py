@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from .options import (Compute, Gate, Hop, Merge, Patience, Quiet, Release, Threshold, build_detector,
+from .options import (Compute, Gate, Hold, Hop, Merge, Patience, Quiet, Release, Threshold, build_detector,
                       detector_options, fail, setup_logging)
 
 
@@ -40,6 +40,7 @@ def detect(
     patience: Patience = None,
     release: Release = None,
     merge: Merge = None,
+    hold: Hold = None,
     compute: Compute = None,
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for the network. 1 is never far wrong: "
                                 "on a busy machine more threads fight the other work for the cores and can be "
@@ -54,7 +55,7 @@ def detect(
     from ..detection.scan import ScoreWriter
 
     setup_logging(quiet)
-    settings = DetectorSettings(**detector_options(threshold, hop, gate, patience, release, merge))
+    settings = DetectorSettings(**detector_options(threshold, hop, gate, patience, release, merge, hold))
     detector = build_detector(model, settings, compute or "auto", threads)
 
     if events == "-" and scores == "-":

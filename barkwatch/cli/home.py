@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import List, Optional
@@ -81,6 +82,10 @@ def calibrate(
         bark_paths += [p for p, label in labelled_files(listing) if label == "my_dog"]
     detector = detector_from_config(config, channel=None)  # recordings: all channels mixed
     loaded, settings = detector.model, detector.tracker_settings
+    if settings.hold_threshold is None:
+        # A model without a hold keeps its own threshold (its best on clips) as one: raised for a budget, the
+        # threshold then decides where barking starts and the old one still where it stops.
+        settings = replace(settings, hold_threshold=loaded.threshold)
 
     streams, seconds, errors = cal.scan_windows(background_paths, detector, not quiet)
     bark_streams, _, bark_errors = cal.scan_windows(bark_paths, detector, not quiet)
@@ -126,7 +131,8 @@ def calibrate(
                        "recall": None if not chosen.barks else chosen.recall,
                        "previous_threshold": loaded.threshold}
         try:
-            update_metadata(loaded.path, out, {"threshold": chosen.threshold, "calibration": calibration})
+            update_metadata(loaded.path, out, {"threshold": chosen.threshold, "calibration": calibration,
+                                               "hold_threshold": settings.hold_threshold})
         except ModelFileError as e:
             fail(str(e), code=1)
         summary += f"; written to {out}"

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from .options import (AsJson, Compute, ConfigFile, Device, Gate, Hop, Merge, ModelFile, Patience, Quiet, Release,
+from .options import (AsJson, Compute, ConfigFile, Device, Gate, Hold, Hop, Merge, ModelFile, Patience, Quiet, Release,
                       Threshold, detector_from_config, detector_options, fail, load_config, resolve_source,
                       setup_logging)
 
@@ -32,6 +32,7 @@ def listen(
     patience: Patience = None,
     release: Release = None,
     merge: Merge = None,
+    hold: Hold = None,
     compute: Compute = None,
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the network "
                                           "(default 1: one keeps up many times over; more threads spin "
@@ -58,7 +59,7 @@ def listen(
              "model.path": model, "model.compute": compute, "model.threads": threads,
              "clips.enabled": clips, "paths.state_dir": state_dir,
              **{f"detector.{k}": v for k, v in detector_options(threshold, hop, gate, patience, release,
-                                                                  merge).items()}}
+                                                                  merge, hold).items()}}
     loaded_config = load_config(config_file, flags)
     cfg = loaded_config.config
     from ..config import load_config as reload_config

@@ -63,15 +63,18 @@ Release = Annotated[Optional[float], typer.Option("--release", help="Seconds bel
                                                   "event (default 1).")]
 Merge = Annotated[Optional[float], typer.Option("--merge", help="Gaps shorter than this (seconds) join "
                                                 "episodes (default 2).")]
+Hold = Annotated[Optional[float], typer.Option("--hold", help="Score that keeps an open event going, so a bark's "
+                                              "softer tail counts (default: the model's own, else the "
+                                              "threshold; never above the threshold).")]
 Compute = Annotated[Optional[str], typer.Option("--compute", help="Where the network runs: auto (CUDA, then "
                                                 "MPS, then the CPU), cpu, cuda or mps (default auto).")]
 
 
 def detector_options(threshold: float | None, hop: float | None, gate: float | None, patience: int | None,
-                     release: float | None, merge: float | None) -> dict:
+                     release: float | None, merge: float | None, hold: float | None = None) -> dict:
     """The detector options given, by ``DetectorSettings`` field (the ``detector:`` config keys too)."""
     given = {"threshold": threshold, "hop_s": hop, "gate_dbfs": gate, "patience": patience, "release_s": release,
-             "merge_s": merge}
+             "merge_s": merge, "hold_threshold": hold}
     return {k: v for k, v in given.items() if v is not None}
 
 

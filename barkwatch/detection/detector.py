@@ -32,6 +32,13 @@ if TYPE_CHECKING:
 DEFAULT_HOP_S = 0.25  # for a model that suggests none
 
 
+def model_hold_threshold(metadata: dict) -> float | None:
+    """A model's own hold threshold (``EventTracker``'s hysteresis), or None where it has none: a model
+    calibrated for a false-alarm budget keeps its clip classifier's threshold for this (``calibrate``)."""
+    hold = metadata.get("hold_threshold")
+    return None if hold is None else float(hold)
+
+
 class DetectorError(ValueError):
     """A setting no detector can be built with (a compute device that is absent, a hop of 0, ...)."""
 
@@ -49,6 +56,7 @@ class DetectorSettings:
     merge_s: float = 2.0  # within this, a run of ``patience`` high windows rejoins the event
     max_duration_s: float = 600.0  # longer events are cut
     channel: int | None = None  # None mixes the input's channels; N picks channel N (0-based)
+    hold_threshold: float | None = None  # an open event goes on through windows at or above it
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> DetectorSettings:
@@ -56,7 +64,7 @@ class DetectorSettings:
         d = config.detector
         settings = cls(threshold=d.threshold, hop_s=d.hop_s, gate_dbfs=d.gate_dbfs, patience=d.patience,
                        release_s=d.release_s, merge_s=d.merge_s, max_duration_s=d.max_duration_s,
-                       channel=config.audio.channel)
+                       channel=config.audio.channel, hold_threshold=d.hold_threshold)
         return replace(settings, **overrides)
 
 
@@ -70,13 +78,15 @@ class Detector:
         self.settings = settings
         self.device = str(device)
         threshold = float(model.metadata["threshold"]) if settings.threshold is None else settings.threshold
+        hold = model_hold_threshold(model.metadata) if settings.hold_threshold is None else settings.hold_threshold
         hop_s = float(model.metadata.get("hop_s", DEFAULT_HOP_S)) if settings.hop_s is None else settings.hop_s
         try:
             self.engine_settings = EngineSettings(hop_s=hop_s, gate_dbfs=settings.gate_dbfs,
                                                   channel=settings.channel)
             self.tracker_settings = TrackerSettings(threshold=threshold, patience=settings.patience,
                                                     release_s=settings.release_s, merge_s=settings.merge_s,
-                                                    max_duration_s=settings.max_duration_s)
+                                                    max_duration_s=settings.max_duration_s,
+                                                    hold_threshold=hold)
         except ValueError as e:
             raise DetectorError(str(e)) from None
 

@@ -42,10 +42,15 @@ class TrackerSettings:
     release_s: float = 1.0  # within this after the last high window, one high window continues the event
     merge_s: float = 2.0  # within this, a run of ``patience`` high windows rejoins the event
     max_duration_s: float = 600.0  # longer events are cut, so endless barking gives bounded records
+    # An open event goes on through windows at or above this (hysteresis): a bark's softer tail keeps it
+    # going, while only windows at ``threshold`` can start one. None: ``threshold`` itself.
+    hold_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if self.hold_threshold is not None and not 0.0 <= self.hold_threshold <= 1.0:
+            raise ValueError(f"hold_threshold must be between 0 and 1, got {self.hold_threshold}")
         if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1:
             raise ValueError(f"patience must be a whole number of windows >= 1, got {self.patience!r}")
         for name in ("release_s", "merge_s"):
@@ -53,6 +58,11 @@ class TrackerSettings:
                 raise ValueError(f"{name} must be >= 0 seconds, got {getattr(self, name)}")
         if not self.max_duration_s > 0.0:
             raise ValueError(f"max_duration_s must be > 0 seconds, got {self.max_duration_s}")
+
+    @property
+    def hold(self) -> float:
+        """The score that continues an open event: ``hold_threshold``, never above ``threshold``."""
+        return self.threshold if self.hold_threshold is None else min(self.hold_threshold, self.threshold)
 
 
 @dataclass(frozen=True)
@@ -64,11 +74,11 @@ class Event:
     end_s: float  # end of its last high window (or where a long event was cut)
     detected_s: float  # end of the window that confirmed it
     peak_score: float
-    mean_score: float  # over its high windows only
+    mean_score: float  # over its high (and held) windows only
     rl: float  # rl, kl and level_dbfs are those of the peak window (the first, on ties)
     kl: float
     level_dbfs: float
-    windows: int  # how many high windows it holds
+    windows: int  # how many high (and held) windows it holds
 
     @property
     def duration_s(self) -> float:
@@ -101,12 +111,12 @@ class EventTracker:
     """A state machine from window scores to event transitions: ``("start", event)`` when an event is
     confirmed, ``("end", event)`` when it is final.
 
-    A window is high when ``score >= threshold``. Gaps are measured from the end of the event's last high
-    window ``L`` to the start of a later window (negative for overlapping windows), and ``H`` is
-    ``max(release_s, merge_s)``:
+    A window is high when ``score >= threshold`` and holds when ``score >= hold`` (``hold_threshold``, at
+    most ``threshold``). Gaps are measured from the end of the event's last high or holding window ``L`` to
+    the start of a later window (negative for overlapping windows), and ``H`` is ``max(release_s, merge_s)``:
 
     - ``patience`` consecutive high windows open an event, starting where the first of them starts;
-    - while open, a high window starting before ``L + release_s`` extends the event at once;
+    - while open, a holding window starting before ``L + release_s`` extends the event at once;
     - a run of high windows whose first starts in ``[L + release_s, L + H)`` rejoins the event (no new start)
       once it is ``patience`` long; a shorter run is ignored, so one stray window does not prolong an event;
     - the event ends (end ``L``) on the first window starting at or after ``L + H`` unless a rejoining run is
@@ -130,25 +140,27 @@ class EventTracker:
     def update(self, w: WindowScore) -> list[tuple[str, Event]]:
         """Take the next window (in time order); returns the transitions it causes, in order."""
         s = self.settings
-        high = w.score >= s.threshold
+        high, holds = w.score >= s.threshold, w.score >= s.hold
         if not high:
             self._run = []
         transitions: list[tuple[str, Event]] = []
         event = self._event
         if event is not None and not self._run and w.start_s >= event.end_s + max(s.release_s, s.merge_s):
             transitions.append(self._close())  # nothing can join it any more
+            event = None
         elif event is not None and w.start_s >= event.start_s + s.max_duration_s:
             transitions.append(self._close(at_s=w.start_s))
-            if high and w.start_s < event.end_s + s.release_s:  # still barking: the next piece begins here
+            if holds and w.start_s < event.end_s + s.release_s:  # still barking: the next piece begins here
                 self._event = Event.from_windows(self._new_id(), [w])
                 return transitions + [("start", self._event)]
+            event = None
+        if event is not None and holds and w.start_s < event.end_s + s.release_s:
+            self._event = event.with_window(w)
+            return transitions
         return transitions + self._add_high(w) if high else transitions
 
     def _add_high(self, w: WindowScore) -> list[tuple[str, Event]]:
         event = self._event
-        if event is not None and w.start_s < event.end_s + self.settings.release_s:
-            self._event = event.with_window(w)
-            return []
         self._run.append(w)
         if len(self._run) < self.settings.patience:
             return []
