@@ -498,6 +498,9 @@ class Point:
     barks_by_salience: dict[str, int] = field(default_factory=dict)
     found_by_salience: dict[str, int] = field(default_factory=dict)
     delays_by_salience: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    barking_s: float = 0.0  # seconds of true barking (the barks' onset-offset spans, overlaps once)
+    event_s: float = 0.0  # seconds inside events
+    overlap_s: float = 0.0  # seconds both
 
     def recall_of(self, salience: str) -> float:
         n = self.barks_by_salience.get(salience, 0)
@@ -524,6 +527,10 @@ class Point:
             "delay_p95_s": float(np.percentile(delays, 95)) if len(delays) else None,
             "false_alarms_by_category": dict(sorted(self.false_alarms_by_category.items(),
                                                     key=lambda kv: (-kv[1], kv[0]))),
+            # How long the barking lasted, as the events tell it: the share of barking time inside events
+            # and of event time that is barking (events run up to a window past each end of a bark).
+            "time_recall": self.overlap_s / self.barking_s if self.barking_s else None,
+            "time_precision": self.overlap_s / self.event_s if self.event_s else None,
         }
 
 
@@ -563,13 +570,44 @@ def score_events(events: Sequence[Event], barks: Sequence[Bark], segments: Seque
         if free:  # else its barks were found already (a bark split in two): neither a find nor a false alarm
             delays[free[0]] = e.detected_s - barks[free[0]].onset_s
     found = [d for d in delays if d is not None]
+    bark_spans = merged_spans([(b.onset_s, b.offset_s) for b in barks])
+    event_spans = merged_spans([(e.start_s, e.end_s) for e in events])
     return Point(threshold=float(threshold), barks=len(barks), found=len(found), events=len(events),
+                 barking_s=spans_length(bark_spans), event_s=spans_length(event_spans),
+                 overlap_s=spans_overlap(bark_spans, event_spans),
                  false_alarms=sum(false_by_category.values()), hours=hours, delays_s=tuple(found),
                  false_alarms_by_category=dict(false_by_category),
                  barks_by_salience=dict(Counter(b.salience for b in barks)),
                  found_by_salience=dict(Counter(b.salience for b, d in zip(barks, delays) if d is not None)),
                  delays_by_salience={s: tuple(d for b, d in zip(barks, delays) if d is not None and b.salience == s)
                                      for s in {b.salience for b in barks}})
+
+
+def merged_spans(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Time spans as disjoint spans in time order (overlapping or touching ones joined)."""
+    out: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        elif end > start:
+            out.append((start, end))
+    return out
+
+
+def spans_length(spans: Sequence[tuple[float, float]]) -> float:
+    return float(sum(end - start for start, end in spans))
+
+
+def spans_overlap(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> float:
+    """Seconds inside both of two lists of disjoint, ordered spans."""
+    total, i, j = 0.0, 0, 0
+    while i < len(a) and j < len(b):
+        total += max(0.0, min(a[i][1], b[j][1]) - max(a[i][0], b[j][0]))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
 
 
 def thresholds_for(scores: Sequence[float], count: int = THRESHOLDS) -> list[float]:
@@ -830,6 +868,10 @@ def describe(result: dict) -> str:
     point("<= 0.5 false alarms/h", result["at_most_0.5_per_hour"])
     if result["at_model_threshold"] is not None:
         point("at the model's threshold", result["at_model_threshold"])
+        at = result["at_model_threshold"]
+        if at.get("time_recall") is not None:
+            lines.append(f"  barking time there:      {_fmt(at['time_recall'])} of it inside events, "
+                         f"{_fmt(at['time_precision'])} of event time barking")
     by_category = (result["at_most_2_per_hour"] or {}).get("false_alarms_by_category") or {}
     lines.append("  false alarms at <= 2/h:  " +
                  (", ".join(f"{k} {v}" for k, v in by_category.items()) or "none"))

@@ -135,6 +135,11 @@ def test_calibrate_writes_the_threshold_detect_then_meets(home, tmp_path):
     assert chosen["false_alarms_per_hour"] <= budget + 1e-9
     assert (tmp_path / "calibration.png").stat().st_size > 10_000
     assert load_config(config, env={}, search=[]).config.detector.threshold == chosen["threshold"]
+    # The shipped model's hold threshold goes with it: the sweep's events were counted with it.
+    from barkwatch.model import modelfile
+
+    shipped_hold = modelfile.read_metadata(modelfile.DEFAULT_MODEL)["hold_threshold"]
+    assert modelfile.read_metadata(tmp_path / "calibrated.pt")["hold_threshold"] == shipped_hold < chosen["threshold"]
 
     # The known answer, from detect itself: the calibrated model (no --threshold) raises at most one event
     # on the background; the next lower threshold than the lowest safe one raises more; the bark clips found

@@ -211,6 +211,16 @@ def test_a_found_bark_and_false_alarms_in_their_categories_with_the_delay_worked
     assert point.false_alarms_by_category == {"rain": 1, "siren": 1}  # where each event starts
     summary = point.summary()
     assert summary["delay_median_s"] == pytest.approx(1.05) and summary["recall"] == 1.0
+    # Barking time: 0.8 s of bark, all inside the first event (10.0-11.5); events of 1.5, 1.25 and 1.25 s.
+    assert summary["time_recall"] == pytest.approx(1.0)
+    assert summary["time_precision"] == pytest.approx(0.8 / 4.0)
+
+
+def test_spans_are_merged_and_overlaps_counted_once():
+    assert household.merged_spans([(5, 6), (0, 2), (1, 3), (3, 4), (7, 7)]) == [(0, 4), (5, 6)]
+    a, b = [(0.0, 4.0), (5.0, 6.0)], [(1.0, 5.5), (5.8, 9.0)]
+    assert household.spans_overlap(a, b) == pytest.approx(3.0 + 0.5 + 0.2)
+    assert household.spans_overlap(a, []) == 0.0 and household.spans_length(a) == 5.0
 
 
 def test_an_event_set_off_before_the_bark_is_a_false_alarm_unless_matching_by_overlap():
@@ -365,6 +375,16 @@ def test_calibrate_takes_the_best_threshold_within_the_budget_from_an_evaluation
     calibrated = modelfile.read_metadata(out)
     assert calibrated["threshold"] == best["threshold"] != modelfile.read_metadata(random_model)["threshold"]
     assert calibrated["calibration"]["budget_per_hour"] == 60 and calibrated["calibration"]["mix"] == str(with_barks)
+    assert "hold_threshold" not in calibrated  # evaluated without a hold: none is written
+    # Evaluated with a hold, the calibrated model carries it: its events are the ones the sweep counted.
+    held = tmp_path / "val-held.json"
+    assert household.main(["evaluate", "--model", str(random_model), "--mix", str(with_barks), "--out",
+                           str(held), "--compute", "cpu", "--threads", "1", "--hold", "0.25"]) == 0
+    torch.set_num_threads(threads)
+    assert json.loads(held.read_text())["tracker"]["hold_threshold"] == 0.25
+    assert household.main(["calibrate", "--model", str(random_model), "--result", str(held), "--budget", "60",
+                           "--out", str(out)]) == 0
+    assert modelfile.read_metadata(out)["hold_threshold"] == 0.25
     # An evaluation of another model file is refused: its sweep says nothing about this one.
     capsys.readouterr()
     assert household.main(["calibrate", "--model", str(out), "--result", str(result), "--out",
