@@ -31,6 +31,16 @@ def test_steady_sound_sinks_whatever_its_level_and_an_onset_stands_out():
     assert onset[..., -1].max() < onset[..., 22].min() / 2
 
 
+def test_the_smoother_is_the_running_average_it_stands_for():
+    pcen = Pcen(bands=3)
+    energy = torch.rand(2, 3, 44) ** 4  # power: mostly small, a few large
+    level, expected = energy.amin(dim=-1), []
+    for t in range(44):  # M[t] = (1 - s) M[t-1] + s E[t], from each band's quietest frame
+        level = (1.0 - pcen.smooth) * level + pcen.smooth * energy[:, :, t]
+        expected.append(level)
+    assert torch.allclose(pcen.smoother(energy), torch.stack(expected, dim=-1), rtol=1e-5, atol=1e-12)
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script, the model format asked for
 def test_the_exported_front_computes_the_same_and_plain_networks_keep_their_weights():
     torch.manual_seed(0)

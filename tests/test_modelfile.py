@@ -177,3 +177,28 @@ def test_a_bark_network_joins_the_classifier_and_round_trips(tmp_path):
         assert np.allclose(loaded.forward(wave)[2].numpy(), expected, atol=1e-5)
     with pytest.raises(ValueError, match="bark network"):
         Scorer(Spectrogram(), vae, N, clf)  # three weights but no network to give the third column
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script, the model format asked for
+def test_the_shipped_model_rebuilt_with_this_code_scores_the_same(tmp_path):
+    import soundfile as sf
+
+    from helpers import SAMPLES
+
+    audio, rate = sf.read(str(SAMPLES / "example.ogg"), dtype="float32", frames=22050 * 8)
+    assert rate == 22050
+    windows = torch.from_numpy(np.stack([audio[s:s + 22050] for s in range(0, len(audio) - 22050, 5512)]))
+    shipped = modelfile.load(modelfile.DEFAULT_MODEL)
+    rebuilt = modelfile.load(modelfile.rebuild(modelfile.DEFAULT_MODEL, tmp_path / "rebuilt.pt"))
+    assert rebuilt.metadata == shipped.metadata
+    with torch.no_grad():
+        for before, after in zip(shipped.forward(windows), rebuilt.forward(windows)):
+            assert torch.allclose(before, after, rtol=1e-5, atol=1e-6)
+
+
+def test_an_ensemble_is_not_rebuilt(tmp_path):
+    path = tmp_path / "ensemble.pt"
+    modelfile.save(torch.nn.Identity(), {"ensemble": 2, "sample_rate": 22050, "window_s": 1,
+                                         "window_samples": 22050, "threshold": 0.5}, path)
+    with pytest.raises(modelfile.ModelFileError, match="ensemble of 2 cannot be rebuilt"):
+        modelfile.rebuild(path, tmp_path / "out.pt")

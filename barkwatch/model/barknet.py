@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import List
 
 import torch
 from torch import nn
@@ -69,14 +68,22 @@ class Pcen(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         energy = torch.pow(10.0, (x[:, 0] * self.db_span + self.db_low) / 10.0)  # [B, F, T], power
-        level = energy.amin(dim=-1)
-        frames: List[torch.Tensor] = []
-        for t in range(energy.size(-1)):
-            level = (1.0 - self.smooth) * level + self.smooth * energy[:, :, t]
-            frames.append(level)
-        smoothed = torch.stack(frames, dim=-1)
+        smoothed = self.smoother(energy)
         alpha, delta, r = self.log_alpha.exp().clamp(max=1.0), self.log_delta.exp(), self.log_r.exp()
         return ((energy / (1e-12 + smoothed).pow(alpha) + delta).pow(r) - delta.pow(r)).unsqueeze(1)
+
+
+    def smoother(self, energy: torch.Tensor) -> torch.Tensor:
+        """The running estimate M[t] = (1 - s) M[t-1] + s E[t], started at M[-1] = each band's quietest
+        frame, as one product with a [T, T] matrix: M[t] = (1 - s)^(t+1) M[-1] + sum over k <= t of
+        s (1 - s)^(t-k) E[k]. The same numbers as the recursion, without a step per frame."""
+        frames = energy.size(-1)
+        t = torch.arange(frames, device=energy.device, dtype=energy.dtype)
+        lag = t.unsqueeze(0) - t.unsqueeze(1)  # lag[k, t] = t - k
+        keep = 1.0 - self.smooth
+        weights = torch.where(lag >= 0, self.smooth * torch.pow(keep, lag.clamp(min=0.0)), torch.zeros_like(lag))
+        start = energy.amin(dim=-1, keepdim=True)  # [B, F, 1]
+        return torch.matmul(energy, weights) + start * torch.pow(keep, t + 1.0)
 
 
 class BarkNet(nn.Module):

@@ -83,6 +83,40 @@ def update_metadata(path: str | os.PathLike, out: str | os.PathLike, changes: di
     return _write(loaded.module, {**loaded.metadata, **changes}, Path(out))
 
 
+def rebuild(path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Export the model file ``path`` again to ``out`` with this version's code: the same weights and
+    metadata, so the same scores to float rounding, from the network code barkwatch now writes (a faster
+    formulation of the same arithmetic, say). One VAE, with or without a bark network; not ensembles."""
+    from .barknet import BarkNet, BarkNetConfig
+    from .classifier import LinearClassifier
+    from .features import FeatureParams, Spectrogram
+    from .scorer import Scorer
+    from .vae import VAE, VAEConfig
+
+    loaded = load(path)
+    meta = loaded.metadata
+    if int(meta.get("ensemble", 1)) != 1:
+        raise ModelFileError(f"{path}: an ensemble of {meta['ensemble']} cannot be rebuilt; retrain it")
+    try:
+        features = FeatureParams(**{k: v for k, v in meta["features"].items() if k != "frames"})
+        network = VAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["network"].items()})
+        bark = meta.get("bark_net")
+        barknet = None if not bark else BarkNet(BarkNetConfig(
+            channels=tuple(bark["channels"]), pools=tuple(tuple(p) for p in bark["pools"]),
+            dropout=bark["dropout"], front=bark.get("front", "db")), bands=features.n_mels)
+        c = meta["classifier"]
+        classifier = LinearClassifier(mean=tuple(c["mean"]), std=tuple(c["std"]), weight=tuple(c["weight"]),
+                                      bias=c["bias"], threshold=c["threshold"], kind=c["kind"],
+                                      mu_weight=tuple(c.get("mu_weight") or ()))
+        window = int(meta["window_samples"])
+        scorer = Scorer(Spectrogram(features), VAE(network, features.n_mels, features.frames(window)), window,
+                        classifier, barknet)
+        scorer.load_state_dict(loaded.module.state_dict())
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ModelFileError(f"{path}: cannot be rebuilt with this barkwatch ({str(e).splitlines()[0]})") from e
+    return save(scorer, {k: v for k, v in meta.items() if k != "format_version"}, out)
+
+
 def _check_metadata(path: Path, raw: bytes | str) -> dict:
     try:
         meta = json.loads(raw)
