@@ -83,18 +83,16 @@ def update_metadata(path: str | os.PathLike, out: str | os.PathLike, changes: di
     return _write(loaded.module, {**loaded.metadata, **changes}, Path(out))
 
 
-def rebuild(path: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Export the model file ``path`` again to ``out`` with this version's code: the same weights and
-    metadata, so the same scores to float rounding, from the network code barkwatch now writes (a faster
-    formulation of the same arithmetic, say). One VAE, with or without a bark network; not ensembles."""
+def python_scorer(loaded: LoadedModel):
+    """The ``Scorer`` (a plain torch module) a loaded model file was exported from, rebuilt from its metadata
+    and weights with this version's code. One VAE, with or without a bark network; not ensembles."""
     from .barknet import BarkNet, BarkNetConfig
     from .classifier import LinearClassifier
     from .features import FeatureParams, Spectrogram
     from .scorer import Scorer
     from .vae import VAE, VAEConfig
 
-    loaded = load(path)
-    meta = loaded.metadata
+    meta, path = loaded.metadata, loaded.path
     if int(meta.get("ensemble", 1)) != 1:
         raise ModelFileError(f"{path}: an ensemble of {meta['ensemble']} cannot be rebuilt; retrain it")
     try:
@@ -114,7 +112,49 @@ def rebuild(path: str | os.PathLike, out: str | os.PathLike) -> Path:
         scorer.load_state_dict(loaded.module.state_dict())
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ModelFileError(f"{path}: cannot be rebuilt with this barkwatch ({str(e).splitlines()[0]})") from e
-    return save(scorer, {k: v for k, v in meta.items() if k != "format_version"}, out)
+    return scorer.eval()
+
+
+def rebuild(path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Export the model file ``path`` again to ``out`` with this version's code: the same weights and
+    metadata, so the same scores to float rounding, from the network code barkwatch now writes (a faster
+    formulation of the same arithmetic, say)."""
+    loaded = load(path)
+    return save(python_scorer(loaded), {k: v for k, v in loaded.metadata.items() if k != "format_version"}, out)
+
+
+def export_onnx(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Write the model file ``path`` as ONNX (default: beside it, ``.onnx`` for ``.pt``) for runtimes without
+    torch: the same ``forward(wave[B, N]) -> (rl, kl, score)`` with any batch size, features included, and
+    the same metadata as JSON in the ONNX model's ``barkwatch.json`` property. Needs ``onnx`` and ``onnxscript``
+    (``pip install 'barkwatch[onnx]'``); raises ``ModelFileError`` naming the file on any failure."""
+    import torch
+
+    loaded = load(path)
+    out = Path(out) if out is not None else loaded.path.with_suffix(".onnx")
+    scorer = python_scorer(loaded)
+    try:
+        import onnx
+    except ImportError:
+        raise ModelFileError(f"{out}: ONNX export needs the onnx and onnxscript packages: "
+                             "pip install 'barkwatch[onnx]'") from None
+    # An example batch of 2: torch.export fixes a dimension of size 1 to 1.
+    example = torch.zeros(2, loaded.window_samples)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    try:
+        with _quiet_torchscript(), atomic_path(out) as tmp:
+            program = torch.onnx.export(scorer, (example,), dynamo=True, input_names=["wave"],
+                                        output_names=["rl", "kl", "score"], dynamic_shapes=({0: batch},),
+                                        verbose=False)
+            model = program.model_proto
+            meta = {"format_version": FORMAT_VERSION,
+                    **{k: v for k, v in loaded.metadata.items() if k != "format_version"},
+                    "exported_from": {"file": loaded.path.name, "sha256": loaded.sha256}}
+            onnx.helper.set_model_props(model, {METADATA_NAME: json.dumps(meta, indent=2)})
+            onnx.save(model, str(tmp))
+    except (OSError, RuntimeError, ValueError, ImportError) as e:
+        raise ModelFileError(f"{out}: cannot write the ONNX model ({getattr(e, 'strerror', None) or e})") from e
+    return out
 
 
 def _check_metadata(path: Path, raw: bytes | str) -> dict:
