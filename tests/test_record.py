@@ -12,7 +12,6 @@ from datetime import datetime
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from barkwatch.live.record import FLOOR_MIN_WINDOWS, LevelScorer, read_index
 from helpers import DOGS, REPO, run_cli
@@ -25,22 +24,22 @@ def tone_windows(levels_dbfs, n=SR):
     rng = np.random.default_rng(0)
     noise = rng.standard_normal((len(levels_dbfs), n)).astype(np.float32)
     noise /= np.sqrt(np.mean(noise ** 2, axis=1, keepdims=True))
-    return torch.from_numpy(noise * (10 ** (np.asarray(levels_dbfs, dtype=np.float32) / 20))[:, None])
+    return noise * (10 ** (np.asarray(levels_dbfs, dtype=np.float32) / 20))[:, None]
 
 
 def test_level_scorer_keeps_what_stands_out_from_the_room():
     scorer = LevelScorer(SR, SR, 0.25, margin_db=10.0, min_dbfs=-60.0)
     # Nothing is kept until the floor is known.
-    assert scorer.forward(tone_windows([-20.0] * 5))[2].tolist() == [0.0] * 5
-    scorer.forward(tone_windows([-50.0] * FLOOR_MIN_WINDOWS))
+    assert scorer.score(tone_windows([-20.0] * 5))[2].tolist() == [0.0] * 5
+    scorer.score(tone_windows([-50.0] * FLOOR_MIN_WINDOWS))
     assert scorer.floor_dbfs == pytest.approx(-50.0, abs=0.5)
-    scores = scorer.forward(tone_windows([-45.0, -39.0, -30.0]))[2].tolist()
+    scores = scorer.score(tone_windows([-45.0, -39.0, -30.0]))[2].tolist()
     assert scores == [0.0, 1.0, 1.0]  # 5 dB over the floor is the room; 11 and 20 dB over stand out
     quiet = LevelScorer(SR, SR, 0.25, margin_db=10.0, min_dbfs=-60.0)
-    quiet.forward(tone_windows([-90.0] * FLOOR_MIN_WINDOWS))
-    assert quiet.forward(tone_windows([-75.0, -55.0]))[2].tolist() == [0.0, 1.0]  # never below min_dbfs
+    quiet.score(tone_windows([-90.0] * FLOOR_MIN_WINDOWS))
+    assert quiet.score(tone_windows([-75.0, -55.0]))[2].tolist() == [0.0, 1.0]  # never below min_dbfs
     fixed = LevelScorer(SR, SR, 0.25, level_dbfs=-40.0)
-    assert fixed.forward(tone_windows([-41.0, -39.0]))[2].tolist() == [0.0, 1.0]
+    assert fixed.score(tone_windows([-41.0, -39.0]))[2].tolist() == [0.0, 1.0]
 
 
 def quiet_then(path, tmp_path, before_s=4.0, after_s=6.0):

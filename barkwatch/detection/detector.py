@@ -127,7 +127,7 @@ class Detector:
 
     def engine(self, input_rate: int) -> Engine:
         """A fresh engine for a stream at ``input_rate`` Hz."""
-        return Engine(self.model, input_rate, self.engine_settings, device=self.device)
+        return Engine(self.model, input_rate, self.engine_settings)
 
     def tracker(self) -> EventTracker:
         """A fresh event tracker with these event rules."""

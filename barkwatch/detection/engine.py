@@ -51,12 +51,11 @@ class Engine:
     sample rate of the blocks fed in.
     """
 
-    def __init__(self, model, input_rate: int, settings: EngineSettings = EngineSettings(), device: str = "cpu"):
+    def __init__(self, model, input_rate: int, settings: EngineSettings = EngineSettings()):
         import soxr
 
         self.model = model
         self.settings = settings
-        self.device = device
         self.rate = model.sample_rate
         self.input_rate = input_rate
         self.window = model.window_samples
@@ -134,15 +133,9 @@ class Engine:
         rl = np.full(len(windows), math.nan)
         kl = np.full(len(windows), math.nan)
         score = np.zeros(len(windows))
-        if loud:
-            import torch
-
-            with torch.inference_mode():
-                for first in range(0, len(loud), self.settings.batch_size):
-                    chosen = loud[first : first + self.settings.batch_size]
-                    batch = torch.from_numpy(np.stack([windows[i][1] for i in chosen])).to(self.device)
-                    r, k, s = (t.double().cpu().numpy() for t in self.model.forward(batch))
-                    rl[chosen], kl[chosen], score[chosen] = r, k, s
+        for first in range(0, len(loud), self.settings.batch_size):
+            chosen = loud[first : first + self.settings.batch_size]
+            rl[chosen], kl[chosen], score[chosen] = self.model.score(np.stack([windows[i][1] for i in chosen]))
         return [
             WindowScore(start_s=start / self.rate, end_s=(start + self.window) / self.rate, score=float(score[i]),
                         rl=float(rl[i]), kl=float(kl[i]), level_dbfs=levels[i])

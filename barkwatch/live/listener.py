@@ -306,7 +306,7 @@ class _Stream:
         # The first sample arrived len(first block) samples before the block did.
         self.start = datetime.fromtimestamp(time.time() - first_frames / self.rate).astimezone()
         self.began = time.monotonic() - first_frames / self.rate
-        self.engine = Engine(listener.model, self.rate, listener.engine_settings, device=listener.compute_device)
+        self.engine = Engine(listener.model, self.rate, listener.engine_settings)
         self.tracker = EventTracker(listener.tracker_settings)
         self.next_frame = first_frame
         self.fed = 0  # frames fed to the engine, silence for dropped audio included

@@ -81,10 +81,8 @@ class LevelScorer:
         floor = self.floor_dbfs
         return math.inf if math.isnan(floor) else max(floor + self.margin_db, self.min_dbfs)
 
-    def forward(self, batch):
-        import torch
-
-        power = np.mean(np.square(batch.cpu().numpy(), dtype=np.float64), axis=1)
+    def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        power = np.mean(np.square(windows, dtype=np.float64), axis=1)
         level = 10.0 * np.log10(np.maximum(power, 1e-12))
         scores = np.empty(len(level))
         for i, value in enumerate(level):  # in order, so each window is judged against the floor before it
@@ -92,7 +90,7 @@ class LevelScorer:
             self._levels[self._seen % FLOOR_WINDOWS] = value
             self._seen += 1
         nan = np.full(len(level), math.nan)
-        return torch.from_numpy(nan), torch.from_numpy(nan), torch.from_numpy(scores)
+        return nan, nan, scores
 
 
 class Recorder(Hooks):

@@ -1,16 +1,17 @@
 """The scorer interface: what detection asks of a model, written down once.
 
 Everything downstream of the model (the engine, the detector, ``detect``, ``listen``, ``record``, ``calibrate``)
-talks to a model only through ``WindowScorer``. A loaded model file is one (``modelfile.LoadedModel``, whose
-``forward`` is the exported TorchScript module's); so is ``record``'s level detector. A new kind of network
-therefore changes the model package (the module ``Scorer`` exports, and training) and nothing else, as long
-as its exported ``forward`` keeps this contract:
+talks to a model only through ``WindowScorer``, in numpy. A loaded model file is one (``modelfile.LoadedModel``
+runs the exported TorchScript module's ``forward`` on its device; ``onnxrt.OnnxModel`` the same network on
+ONNX Runtime); so is ``record``'s level detector. A new kind of network therefore changes the model package
+(the module ``Scorer`` exports, and training) and nothing else, as long as it keeps this contract:
 
-    forward(wave[B, N]) -> (rl[B], kl[B], score[B])
+    score(windows[B, N]) -> (rl[B], kl[B], score[B])
 
-``wave`` holds ``B`` windows of mono float32 samples in [-1, 1] at ``sample_rate``, ``N == window_samples``;
+``windows`` holds ``B`` windows of mono float32 samples in [-1, 1] at ``sample_rate``, ``N == window_samples``;
 ``score`` is the probability of a bark in [0, 1]; ``rl`` and ``kl`` are the VAE's loss terms (NaN where a
-scorer has none). No torch is imported here, so reading this costs nothing.
+scorer has none); all three float64. No torch is imported here or by the engine, so a process that scores
+with ONNX Runtime never loads it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    import torch
+    import numpy as np
 
 
 @runtime_checkable
@@ -40,6 +41,6 @@ class WindowScorer(Protocol):
         """What the model says of itself; detection reads ``threshold`` and ``hop_s`` (its suggested defaults)."""
         ...
 
-    def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``wave[B, window_samples]`` -> ``(rl[B], kl[B], score[B])``, on the device ``wave`` is on."""
+    def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``windows[B, window_samples]`` (float32) -> ``(rl[B], kl[B], score[B])`` (float64)."""
         ...

@@ -204,6 +204,7 @@ class LoadedModel:
     metadata: dict
     path: Path
     sha256: str
+    device: str = "cpu"
 
     @property
     def sample_rate(self) -> int:
@@ -218,8 +219,18 @@ class LoadedModel:
         return float(self.metadata["threshold"])
 
     def forward(self, wave):
-        """``wave[B, window_samples]`` -> ``(rl[B], kl[B], score[B])``: the ``WindowScorer`` interface."""
+        """``wave[B, window_samples]`` (a torch tensor on the model's device) -> ``(rl[B], kl[B], score[B])``."""
         return self.module(wave)
+
+    def score(self, windows):
+        """The ``WindowScorer`` interface: numpy windows in, float64 numpy out, scored on the model's device."""
+        import numpy as np
+        import torch
+
+        with torch.inference_mode():
+            wave = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(self.device)
+            rl, kl, score = (t.double().cpu().numpy() for t in self.module(wave))
+        return rl, kl, score
 
 
 def load(path: str | os.PathLike, device: str = "cpu") -> LoadedModel:
@@ -238,4 +249,4 @@ def load(path: str | os.PathLike, device: str = "cpu") -> LoadedModel:
         ) from e
     module.eval()
     return LoadedModel(module=module, metadata=_check_metadata(path, extra[METADATA_NAME]), path=path,
-                       sha256=file_hash(path))
+                       sha256=file_hash(path), device=str(device))

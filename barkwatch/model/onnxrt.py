@@ -38,10 +38,17 @@ class OnnxModel:
     def threshold(self) -> float:
         return float(self.metadata["threshold"])
 
+    device = "cpu"
+
     def forward(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``wave[B, window_samples]`` (float32) -> ``(rl[B], kl[B], score[B])``."""
+        """``wave[B, window_samples]`` (float32) -> ``(rl[B], kl[B], score[B])`` (float32), as exported."""
         rl, kl, score = self.session.run(None, {"wave": np.ascontiguousarray(wave, dtype=np.float32)})
         return rl, kl, score
+
+    def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``WindowScorer`` interface: ``forward`` in float64."""
+        rl, kl, score = self.forward(windows)
+        return rl.astype(np.float64), kl.astype(np.float64), score.astype(np.float64)
 
 
 def load_onnx(path: str | os.PathLike, threads: int = 1) -> OnnxModel:
