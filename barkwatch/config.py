@@ -51,6 +51,7 @@ class ModelConfig:
     path: str | None = None  # None: the shipped models/default.pt
     compute: str = "auto"  # auto, cpu, cuda or mps
     threads: int = 1
+    runtime: str = "auto"  # auto, torch or onnx
 
 
 @dataclass
@@ -303,6 +304,7 @@ _RULES: dict[str, _Rule] = {
     "model.path": _text("a model file's path"),
     "model.compute": _one_of(COMPUTE_CHOICES),
     "model.threads": _Rule("a whole number of threads >= 1", _num(1)),
+    "model.runtime": _one_of(("auto", "torch", "onnx")),
     "detector.threshold": _Rule("a number between 0 and 1", _num(0, 1)),
     "detector.hop_s": _SECONDS_GT0,
     "detector.gate_dbfs": _Rule("a level in dBFS <= 0 (-.inf: no gate)", lambda x: x <= 0 and not math.isnan(x)),

@@ -65,7 +65,7 @@ def test_documented_config_lists_every_key_with_a_comment():
 
 def test_schema_is_complete_and_env_names_are_unambiguous():
     paths = key_paths()
-    assert len(paths) == 54 and "detector.hold_threshold" in paths and "notify.mqtt.host" in paths and "web.token" in paths and "notify.quiet_hours" in paths
+    assert len(paths) == 55 and "detector.hold_threshold" in paths and "model.runtime" in paths and "notify.mqtt.host" in paths and "web.token" in paths and "notify.quiet_hours" in paths
     assert set(cfg._RULES) == set(paths)  # every key has a rule, no rule for a key that is gone
     assert len({cfg._env_name(p) for p in paths}) == len(paths)
     assert get(Config(), "notify.mqtt.port") == 1883

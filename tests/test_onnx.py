@@ -16,7 +16,7 @@ import torch
 from barkwatch.model import modelfile
 from barkwatch.model.onnxrt import load_onnx
 
-from helpers import REPO, SAMPLES
+from helpers import REPO, SAMPLES, run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 
@@ -84,3 +84,75 @@ def test_missing_foreign_and_unlabelled_files_are_refused_naming_them(tmp_path, 
     onnx.save(bare, str(tmp_path / "bare.onnx"))
     with pytest.raises(modelfile.ModelFileError, match="bare.onnx: an ONNX model without barkwatch's metadata"):
         load_onnx(tmp_path / "bare.onnx")
+
+
+def test_the_shipped_onnx_file_is_the_shipped_model():
+    meta = load_onnx(modelfile.DEFAULT_MODEL.with_suffix(".onnx")).metadata
+    assert meta["exported_from"] == {"file": "default.pt", "sha256": modelfile.file_hash(modelfile.DEFAULT_MODEL)}
+
+
+# Runs barkwatch's command line in a process where importing torch fails, as on a box without it.
+WITHOUT_TORCH = """
+import sys
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError("No module named 'torch' (hidden: the box has no torch)")
+
+sys.meta_path.insert(0, NoTorch())
+from barkwatch.cli import main
+sys.argv = ["barkwatch"] + sys.argv[1:]
+main()
+"""
+
+
+def run_without_torch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", WITHOUT_TORCH, *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout)
+
+
+def barks(stdout: str) -> list[tuple]:
+    events = [json.loads(line) for line in stdout.splitlines()]
+    return [(e["offset_s"], e["detected_offset_s"], e["end_offset_s"], e["peak_score"]) for e in events
+            if e["event"] == "bark"]
+
+
+def test_detect_without_torch_finds_what_the_torch_runtime_finds():
+    example = str(SAMPLES / "example.ogg")
+    with_torch = run_cli("detect", example, "--events", "-", "-q")
+    assert with_torch.returncode == 0, with_torch.stderr
+    without = run_without_torch("detect", example, "--events", "-", "-q")  # auto: torch is not there
+    assert without.returncode == 0, without.stderr
+    assert barks(without.stdout) == barks(with_torch.stdout) and len(barks(with_torch.stdout)) == 5
+    assert '"file": "default.onnx"' in without.stdout
+
+
+def test_listen_without_torch_reports_a_bark_from_a_recording(tmp_path):
+    audio, rate = sf.read(str(SAMPLES / "example.ogg"), dtype="float32", frames=7 * 22050)
+    clip = tmp_path / "first-bark.wav"  # the example's first bark, 2.2-2.7 s
+    sf.write(str(clip), audio, rate)
+    events = tmp_path / "events.jsonl"
+    result = run_without_torch("listen", "--device", f"file:{clip}", "--events", str(events), "--runtime", "onnx",
+                               "--state-dir", str(tmp_path / "state"), "--no-clips", "-q", timeout=120)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [r["event"] for r in records] == ["bark_start", "bark"]
+    assert records[1]["model"]["file"] == "default.onnx" and 1.0 <= records[1]["offset_s"] <= 2.5
+
+
+def test_runtime_choices_that_cannot_work_are_one_line_errors(tmp_path, exported):
+    pt, onnx_path = exported
+    example = str(SAMPLES / "example.ogg")
+    cases = [
+        (["--model", str(onnx_path), "--runtime", "torch"], "is an ONNX model"),
+        (["--runtime", "onnx", "--compute", "cuda"], "the onnx runtime runs on the CPU"),
+        (["--runtime", "tensorflow"], "runtime tensorflow: choose one of auto, torch, onnx"),
+    ]
+    lonely = tmp_path / "lonely.pt"
+    shutil.copy(pt, lonely)
+    cases.append((["--model", str(lonely), "--runtime", "onnx"], "lonely.onnx: no ONNX export of lonely.pt"))
+    for args, needle in cases:
+        result = run_cli("detect", example, *args, "-q")
+        assert result.returncode == 2 and needle in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1

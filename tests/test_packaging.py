@@ -36,7 +36,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_the_wheel_holds_the_default_model_and_every_subpackage(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    assert "barkwatch/model/default.pt" in names
+    assert "barkwatch/model/default.pt" in names and "barkwatch/model/default.onnx" in names
     for package in ("model", "detection", "live", "service", "training", "home", "cli"):
         assert f"barkwatch/{package}/__init__.py" in names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from .options import (Compute, Gate, Hold, Hop, Merge, Patience, Quiet, Release, Threshold, build_detector,
+from .options import (Compute, Gate, Hold, Hop, Merge, Patience, Quiet, Release, Runtime, Threshold, build_detector,
                       detector_options, fail, setup_logging)
 
 
@@ -42,6 +42,7 @@ def detect(
     merge: Merge = None,
     hold: Hold = None,
     compute: Compute = None,
+    runtime: Runtime = None,
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for the network. 1 is never far wrong: "
                                 "on a busy machine more threads fight the other work for the cores and can be "
                                 "10-25x slower. More pay on an idle machine with cores to spare (2 on two idle "
@@ -56,7 +57,7 @@ def detect(
 
     setup_logging(quiet)
     settings = DetectorSettings(**detector_options(threshold, hop, gate, patience, release, merge, hold))
-    detector = build_detector(model, settings, compute or "auto", threads)
+    detector = build_detector(model, settings, compute or "auto", threads, runtime or "auto")
 
     if events == "-" and scores == "-":
         fail("--events - and --scores -: only one of them can go to stdout")

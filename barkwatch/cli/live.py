@@ -12,8 +12,8 @@ from typing import Optional
 import typer
 
 from .options import (AsJson, Compute, ConfigFile, Device, Gate, Hold, Hop, Merge, ModelFile, Patience, Quiet, Release,
-                      Threshold, detector_from_config, detector_options, fail, load_config, resolve_source,
-                      setup_logging)
+                      Runtime, Threshold, detector_from_config, detector_options, fail, load_config,
+                      resolve_source, setup_logging)
 
 
 def listen(
@@ -34,6 +34,7 @@ def listen(
     merge: Merge = None,
     hold: Hold = None,
     compute: Compute = None,
+    runtime: Runtime = None,
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the network "
                                           "(default 1: one keeps up many times over; more threads spin "
                                           "between the few windows a second and burn a core)."),
@@ -56,7 +57,7 @@ def listen(
     if quiet and verbose:
         fail("-q and -v: choose one")
     flags = {"audio.device": device_spec, "audio.samplerate": samplerate, "audio.channel": channel,
-             "model.path": model, "model.compute": compute, "model.threads": threads,
+             "model.path": model, "model.compute": compute, "model.threads": threads, "model.runtime": runtime,
              "clips.enabled": clips, "paths.state_dir": state_dir,
              **{f"detector.{k}": v for k, v in detector_options(threshold, hop, gate, patience, release,
                                                                   merge, hold).items()}}

@@ -235,3 +235,15 @@ def inspect(
     typer.echo("\n".join(lines))
 
 
+def export_onnx(
+    model: Path = typer.Argument(..., help="A model file (.pt) written by `barkwatch train` or shipped."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default: beside the model, .onnx)."),
+) -> None:
+    """Export a model file as ONNX, for `--runtime onnx` (ONNX Runtime without torch: a small box's choice)."""
+    from ..model.modelfile import ModelFileError, export_onnx as export
+
+    try:
+        written = export(model, out)
+    except ModelFileError as e:
+        fail(str(e))
+    typer.echo(f"{written}: the same network, features and metadata as {model}; run it with --runtime onnx")

@@ -66,6 +66,9 @@ Merge = Annotated[Optional[float], typer.Option("--merge", help="Gaps shorter th
 Hold = Annotated[Optional[float], typer.Option("--hold", help="Score that keeps an open event going, so a bark's "
                                               "softer tail counts (default: the model's own, else the "
                                               "threshold; never above the threshold).")]
+Runtime = Annotated[Optional[str], typer.Option("--runtime", help="What runs the network: torch, onnx (the "
+                                                "model's .onnx export on ONNX Runtime, without torch) or auto "
+                                                "(torch where installed; default).")]
 Compute = Annotated[Optional[str], typer.Option("--compute", help="Where the network runs: auto (CUDA, then "
                                                 "MPS, then the CPU), cpu, cuda or mps (default auto).")]
 
@@ -91,13 +94,14 @@ def load_config(config_file: Optional[Path], flags: dict):
         fail(str(e))
 
 
-def build_detector(model: Optional[Path], settings, compute: str = "auto", threads: Optional[int] = None):
+def build_detector(model: Optional[Path], settings, compute: str = "auto", threads: Optional[int] = None,
+                   runtime: str = "auto"):
     """``Detector.load``, or exit 2 with one line for a model, device or setting that cannot work."""
     from ..detection.detector import Detector, DetectorError
     from ..model.modelfile import ModelFileError
 
     try:
-        return Detector.load(model, settings, compute=compute, threads=threads)
+        return Detector.load(model, settings, compute=compute, threads=threads, runtime=runtime)
     except (DetectorError, ModelFileError) as e:
         fail(str(e))
 
@@ -108,7 +112,7 @@ def detector_from_config(config, **overrides):
 
     return build_detector(Path(config.model.path) if config.model.path else None,
                           DetectorSettings.from_config(config, **overrides), config.model.compute,
-                          config.model.threads)
+                          config.model.threads, config.model.runtime)
 
 
 def audio_paths(flag: str, given: List[Path]) -> list[Path]:

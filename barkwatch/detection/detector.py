@@ -43,6 +43,28 @@ class DetectorError(ValueError):
     """A setting no detector can be built with (a compute device that is absent, a hop of 0, ...)."""
 
 
+RUNTIMES = ("auto", "torch", "onnx")
+
+
+def resolve_runtime(runtime: str, model: Path | None = None) -> str:
+    """``torch`` or ``onnx``: ``auto`` is onnx for an ``.onnx`` file or where torch is not installed."""
+    import importlib.util
+
+    if runtime not in RUNTIMES:
+        raise DetectorError(f"runtime {runtime}: choose one of {', '.join(RUNTIMES)}")
+    if model is not None and model.suffix == ".onnx":
+        if runtime == "torch":
+            raise DetectorError(f"runtime torch: {model} is an ONNX model; give its .pt file or --runtime onnx")
+        return "onnx"
+    if runtime == "auto":
+        try:
+            installed = importlib.util.find_spec("torch") is not None
+        except ImportError:  # a finder that refuses it
+            installed = False
+        return "torch" if installed else "onnx"
+    return runtime
+
+
 @dataclass(frozen=True)
 class DetectorSettings:
     """How a model's window scores become events. ``None`` means "the model's own" (its calibrated threshold,
@@ -92,30 +114,51 @@ class Detector:
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = None, settings: DetectorSettings | None = None, *,
-             compute: str = "auto", threads: int | None = None, **overrides: Any) -> Detector:
-        """Load a model file (default: the shipped model) onto ``compute`` (``auto``: CUDA, then MPS, then
-        the CPU) and build a detector. ``threads`` sets torch's CPU threads for the process. Keyword
-        ``overrides`` change single settings: ``Detector.load("rex.pt", threshold=0.9)``.
+             compute: str = "auto", threads: int | None = None, runtime: str = "auto",
+             **overrides: Any) -> Detector:
+        """Load a model file (default: the shipped model) and build a detector. ``runtime`` ``torch`` runs
+        the TorchScript file on ``compute`` (``auto``: CUDA, then MPS, then the CPU); ``onnx`` runs its ONNX
+        export (``model.onnx`` beside ``model.pt``, or an ``.onnx`` file given) on ONNX Runtime on the CPU,
+        without importing torch; ``auto`` is torch where it is installed, else onnx. ``threads`` sets the CPU
+        threads for scoring. Keyword ``overrides`` change single settings:
+        ``Detector.load("rex.pt", threshold=0.9)``.
 
         Raises ``ModelFileError`` for a model file that cannot be used and ``DetectorError`` for a setting;
         both name what is wrong in one line."""
         from ..model import compute as compute_module
-        from ..model.modelfile import DEFAULT_MODEL, load
 
         settings = replace(settings or DetectorSettings(), **overrides)
+        if threads is not None and threads < 1:
+            raise DetectorError(f"threads {threads}: give 1 or more")
+        path = Path(model) if model is not None else None
+        chosen = resolve_runtime(runtime, path)
+        compute_module.keep_freed_memory()
+        if chosen == "onnx":
+            from ..model.modelfile import DEFAULT_MODEL, ModelFileError
+            from ..model.onnxrt import load_onnx
+
+            if compute not in ("auto", "cpu"):
+                raise DetectorError(f"compute {compute}: the onnx runtime runs on the CPU; use --runtime torch "
+                                    "for a GPU")
+            source = path or DEFAULT_MODEL
+            onnx_path = source if source.suffix == ".onnx" else source.with_suffix(".onnx")
+            if not onnx_path.is_file():
+                raise ModelFileError(f"{onnx_path}: no ONNX export of {source.name}; write it with "
+                                     f"`barkwatch export-onnx {source}` (where torch is installed)")
+            return cls(load_onnx(onnx_path, threads or 1), settings, "cpu")
+
+        from ..model.modelfile import DEFAULT_MODEL, load
+
+        import torch
+
         try:
             device = compute_module.resolve(compute)
         except ValueError as e:
             raise DetectorError(f"compute {e}") from None
-        compute_module.keep_freed_memory()
-        import torch
-
         torch.set_flush_denormal(True)  # subnormal floats are many times slower on x86 and never move a score
         if threads is not None:
-            if threads < 1:
-                raise DetectorError(f"threads {threads}: give 1 or more")
             torch.set_num_threads(threads)  # on a loaded machine one thread is often faster than several
-        return cls(load(model or DEFAULT_MODEL, device=str(device)), settings, str(device))
+        return cls(load(path or DEFAULT_MODEL, device=str(device)), settings, str(device))
 
     @property
     def threshold(self) -> float:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
+import logging
 import os
 import warnings
 import zipfile
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -142,7 +144,14 @@ def export_onnx(path: str | os.PathLike, out: str | os.PathLike | None = None) -
     example = torch.zeros(2, loaded.window_samples)
     batch = torch.export.Dim("batch", min=1, max=4096)
     try:
-        with _quiet_torchscript(), atomic_path(out) as tmp:
+        # The exporter prints its progress and logs what it skips (torchvision's operators); a command's
+        # output is its own.
+        exporter_log = logging.getLogger("torch.onnx")
+        level = exporter_log.level
+        exporter_log.setLevel(logging.ERROR)
+        with _quiet_torchscript(), warnings.catch_warnings(), atomic_path(out) as tmp, \
+                redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore", FutureWarning)
             program = torch.onnx.export(scorer, (example,), dynamo=True, input_names=["wave"],
                                         output_names=["rl", "kl", "score"], dynamic_shapes=({0: batch},),
                                         verbose=False)
@@ -154,6 +163,8 @@ def export_onnx(path: str | os.PathLike, out: str | os.PathLike | None = None) -
             onnx.save(model, str(tmp))
     except (OSError, RuntimeError, ValueError, ImportError) as e:
         raise ModelFileError(f"{out}: cannot write the ONNX model ({getattr(e, 'strerror', None) or e})") from e
+    finally:
+        exporter_log.setLevel(level)
     return out
 
 
