@@ -126,6 +126,7 @@ class Detector:
         Raises ``ModelFileError`` for a model file that cannot be used and ``DetectorError`` for a setting;
         both name what is wrong in one line."""
         from ..model import compute as compute_module
+        from ..model.modelfile import DEFAULT_MODEL, ModelFileError, load
 
         settings = replace(settings or DetectorSettings(), **overrides)
         if threads is not None and threads < 1:
@@ -134,7 +135,6 @@ class Detector:
         chosen = resolve_runtime(runtime, path)
         compute_module.keep_freed_memory()
         if chosen == "onnx":
-            from ..model.modelfile import DEFAULT_MODEL, ModelFileError
             from ..model.onnxrt import load_onnx
 
             if compute not in ("auto", "cpu"):
@@ -146,8 +146,6 @@ class Detector:
                 raise ModelFileError(f"{onnx_path}: no ONNX export of {source.name}; write it with "
                                      f"`barkwatch export-onnx {source}` (where torch is installed)")
             return cls(load_onnx(onnx_path, threads or 1), settings, "cpu")
-
-        from ..model.modelfile import DEFAULT_MODEL, load
 
         import torch
 

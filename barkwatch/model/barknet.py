@@ -72,7 +72,6 @@ class Pcen(nn.Module):
         alpha, delta, r = self.log_alpha.exp().clamp(max=1.0), self.log_delta.exp(), self.log_r.exp()
         return ((energy / (1e-12 + smoothed).pow(alpha) + delta).pow(r) - delta.pow(r)).unsqueeze(1)
 
-
     def smoother(self, energy: torch.Tensor) -> torch.Tensor:
         """The running estimate M[t] = (1 - s) M[t-1] + s E[t], started at M[-1] = each band's quietest
         frame, as one product with a [T, T] matrix: M[t] = (1 - s)^(t+1) M[-1] + sum over k <= t of

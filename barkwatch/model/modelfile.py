@@ -207,15 +207,13 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 
 @dataclass
-class LoadedModel:
-    """A scorer ready to run, with its metadata and a short hash that identifies the file; a ``WindowScorer``
-    (``model/interface.py``)."""
+class ModelFileInfo:
+    """What every loaded model file says of itself: its metadata, where it is, and a short hash that
+    identifies it (a TorchScript file here, an ONNX one in ``onnxrt``)."""
 
-    module: object  # torch.jit.ScriptModule
     metadata: dict
     path: Path
     sha256: str
-    device: str = "cpu"
 
     @property
     def sample_rate(self) -> int:
@@ -228,6 +226,14 @@ class LoadedModel:
     @property
     def threshold(self) -> float:
         return float(self.metadata["threshold"])
+
+
+@dataclass
+class LoadedModel(ModelFileInfo):
+    """A TorchScript model file ready to run on its device; a ``WindowScorer`` (``model/interface.py``)."""
+
+    module: object = None  # torch.jit.ScriptModule
+    device: str = "cpu"
 
     def forward(self, wave):
         """``wave[B, window_samples]`` (a torch tensor on the model's device) -> ``(rl[B], kl[B], score[B])``."""

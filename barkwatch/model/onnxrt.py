@@ -14,31 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .modelfile import METADATA_NAME, ModelFileError, file_hash
+from .modelfile import METADATA_NAME, ModelFileError, ModelFileInfo, file_hash
 
 
 @dataclass
-class OnnxModel:
-    """An ONNX model file ready to run: ``forward(wave[B, N])`` with numpy arrays in and out."""
+class OnnxModel(ModelFileInfo):
+    """An ONNX model file ready to run on ONNX Runtime; a ``WindowScorer`` (``model/interface.py``)."""
 
-    session: object  # onnxruntime.InferenceSession
-    metadata: dict
-    path: Path
-    sha256: str
-
-    @property
-    def sample_rate(self) -> int:
-        return int(self.metadata["sample_rate"])
-
-    @property
-    def window_samples(self) -> int:
-        return int(self.metadata["window_samples"])
-
-    @property
-    def threshold(self) -> float:
-        return float(self.metadata["threshold"])
-
-    device = "cpu"
+    session: object = None  # onnxruntime.InferenceSession
 
     def forward(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``wave[B, window_samples]`` (float32) -> ``(rl[B], kl[B], score[B])`` (float32), as exported."""
