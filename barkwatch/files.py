@@ -18,8 +18,9 @@ from typing import Iterator
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a hidden temporary path beside ``path``; write it inside the ``with``. When the block ends
     without an exception it replaces ``path``; otherwise it is removed and the exception goes on. The process
-    id in its name keeps two writers of the same file apart."""
-    path = Path(path)
+    id in its name keeps two writers of the same file apart. A symbolic link is followed: its target is
+    replaced and the link stays (``models/default.pt`` links into the package)."""
+    path = Path(os.path.realpath(path))
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         yield temporary

@@ -10,7 +10,8 @@ Benchmarks (``--only`` takes these names; the default is all but ``training``):
 
 - ``network``: the scorer's cost per window (log-mel features included, as exported): the presets seed, small,
   pooled and medium built fresh with random weights (cost does not depend on them) on 1 s windows and scripted
-  as ``modelfile.save`` scripts them, the log-mel features alone, and each ``--models`` file; batch 1 and 8,
+  as ``modelfile.save`` scripts them, the log-mel features alone, and each ``--models`` file (an ``.onnx``
+  file on ONNX Runtime, through ``OnnxModel.forward``: its numpy STFT included); batch 1 and 8,
   one subprocess per thread count (1 and 2), under ``torch.inference_mode``, warm-up calls first. Ratios are
   to the seed preset's figure for the same batch and threads in the same run.
 - ``detect``: ``barkwatch detect`` on a long recording (below) in a subprocess, end to end (start-up
@@ -304,7 +305,18 @@ def network_worker(spec: dict) -> None:
     for entry in spec["models"]:
         row = {"name": entry["name"]}
         try:
-            if "file" in entry:
+            if "file" in entry and entry["file"].endswith(".onnx"):
+                from barkwatch.model.onnxrt import load_onnx
+
+                loaded = load_onnx(entry["file"], threads=spec["threads"])
+                n = loaded.window_samples
+
+                def module(x, model=loaded):  # the runtime's own forward: numpy STFT, then the graph
+                    return model.forward(x.numpy())
+
+                row.update(kind="model file, ONNX Runtime", preset=loaded.metadata.get("preset"),
+                           window_s=loaded.metadata.get("window_s"), hop_s=loaded.metadata.get("hop_s"))
+            elif "file" in entry:
                 loaded = modelfile.load(entry["file"])
                 module, n = loaded.module, loaded.window_samples
                 row.update(kind="model file", preset=loaded.metadata.get("preset"),
@@ -322,7 +334,8 @@ def network_worker(spec: dict) -> None:
                     row.update(kind="preset, random weights", preset=entry["preset"], window_s=entry["window_s"])
                 with modelfile._quiet_torchscript():  # as modelfile.save scripts it
                     module = torch.jit.script(net.eval().requires_grad_(False))
-            row["parameters"] = sum(p.numel() for p in module.parameters())
+            row["parameters"] = (sum(p.numel() for p in module.parameters()) if hasattr(module, "parameters")
+                                 else loaded.metadata.get("parameters"))
             row["ms_per_window"] = {}
             for batch in spec["batches"]:
                 x = torch.randn(batch, n) * 0.1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from barkwatch.model.barknet import BARKNETS, BarkNet, Pcen
+from barkwatch.model.barknet import BARKNETS, BarkNet, BlockMax, Pcen
 from barkwatch.model.features import FeatureParams
 
 P = FeatureParams(normalisation="db")
@@ -53,3 +53,13 @@ def test_the_exported_front_computes_the_same_and_plain_networks_keep_their_weig
     both = BarkNet(BARKNETS["cnn"].__class__(front="both")).eval()
     with torch.no_grad():
         assert both(x).shape == (4,)
+
+
+@pytest.mark.parametrize("shape, pool", [((3, 16, 128, 44), (4, 2)), ((2, 32, 32, 22), (2, 2)),
+                                         ((1, 48, 16, 11), (2, 2)), ((5, 64, 8, 6), (2, 1)), ((2, 3, 7, 5), (3, 2))])
+def test_block_max_is_torchs_ceil_mode_max_pooling(shape, pool):
+    # Odd sizes (11 frames, 7 bands) take the partial windows of ceil_mode; negative values rule out a zero pad.
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(sum(shape)))
+    expected = torch.nn.MaxPool2d(pool, ceil_mode=True)(x)
+    assert torch.equal(BlockMax(pool)(x), expected)
+    assert torch.equal(torch.jit.script(BlockMax(pool))(x), expected)

@@ -202,3 +202,31 @@ def test_an_ensemble_is_not_rebuilt(tmp_path):
                                          "window_samples": 22050, "threshold": 0.5}, path)
     with pytest.raises(modelfile.ModelFileError, match="ensemble of 2 cannot be rebuilt"):
         modelfile.rebuild(path, tmp_path / "out.pt")
+
+
+def test_negligible_weights_are_zeroed_on_save_and_load_without_changing_scores(scorer, tmp_path):
+    # What weight decay leaves on units that stopped learning (the default model had tens of thousands):
+    # they cost subnormal arithmetic and add nothing a float32 sum can hold.
+    import copy
+
+    tiny = copy.deepcopy(scorer)
+    conv = tiny.members[0].vae.encoder[3]
+    with torch.no_grad():
+        conv.weight[:4] = 3e-33
+        conv.bias[0] = -1e-37
+    wave = real_windows()
+    with torch.no_grad():
+        expected = [t.numpy() for t in tiny(wave)]
+    # The file keeps the tiny weights when written by something other than save (an older barkwatch).
+    scripted = torch.jit.script(copy.deepcopy(tiny).requires_grad_(False))
+    older = modelfile._write(scripted, {"format_version": 1, "sample_rate": 22050, "window_s": 1,
+                                        "window_samples": N, "threshold": 0.6}, tmp_path / "older.pt")
+    for path in (older, save(tiny, tmp_path / "new.pt")):
+        loaded = modelfile.load(path)
+        weights = dict(loaded.module.named_parameters())["members.0.vae.encoder.3.weight"]
+        assert (weights[:4] == 0).all() and (weights[4:] != 0).all()
+        assert dict(loaded.module.named_parameters())["members.0.vae.encoder.3.bias"][0] == 0
+        for got, want in zip(loaded.score(wave.numpy()), expected):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert modelfile.zero_negligible(tiny) == 4 * conv.weight[0].numel() + 1
+    assert modelfile.zero_negligible(tiny) == 0

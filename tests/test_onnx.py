@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 from barkwatch.model import modelfile
-from barkwatch.model.onnxrt import load_onnx
+from barkwatch.model.onnxrt import load_onnx, power_spectrum
 
 from helpers import REPO, SAMPLES, run_cli
 
@@ -50,6 +50,21 @@ def test_onnx_scores_the_example_as_the_torchscript_file_does(exported):
     assert (expected[2] >= model.threshold).any() and (expected[2] < model.threshold).any()  # barks and not
 
 
+def test_the_numpy_stft_is_torchs():
+    from barkwatch.model.features import FeatureParams, LogMel
+
+    windows = example_windows()[::10]
+    with torch.no_grad():
+        expected = LogMel(FeatureParams(normalisation="db")).power(torch.from_numpy(windows)).numpy()
+    got = power_spectrum(windows, 2048, 512)
+    assert got.shape == expected.shape == (len(windows), 1025, 44) and got.dtype == np.float32
+    # Relative to each window's strongest bin: the FFTs round differently, far below what the dB scale shows.
+    peak = expected.max(axis=(1, 2), keepdims=True)
+    assert (np.abs(got - expected).max(axis=(1, 2), keepdims=True) / peak).max() < 1e-5
+    odd = power_spectrum(windows[:2, :1000], 256, 100)  # other sizes: 1 + 1000 // 100 frames
+    assert odd.shape == (2, 129, 11)
+
+
 def test_the_metadata_comes_along_with_where_it_came_from(exported):
     pt, onnx_path = exported
     meta, source = load_onnx(onnx_path).metadata, modelfile.load(pt)
@@ -60,7 +75,7 @@ def test_the_metadata_comes_along_with_where_it_came_from(exported):
 def test_scoring_with_onnx_runtime_imports_no_torch(exported):
     _, onnx_path = exported
     code = ("import sys, numpy as np\n"
-            "from barkwatch.model.onnxrt import load_onnx\n"
+            "from barkwatch.model.onnxrt import load_onnx, power_spectrum\n"
             f"m = load_onnx({str(onnx_path)!r})\n"
             "rl, kl, score = m.forward(np.zeros((3, m.window_samples), np.float32))\n"
             "print(json.dumps({'torch': 'torch' in sys.modules, 'n': len(score)}))\n")
@@ -84,6 +99,13 @@ def test_missing_foreign_and_unlabelled_files_are_refused_naming_them(tmp_path, 
     onnx.save(bare, str(tmp_path / "bare.onnx"))
     with pytest.raises(modelfile.ModelFileError, match="bare.onnx: an ONNX model without barkwatch's metadata"):
         load_onnx(tmp_path / "bare.onnx")
+    older = onnx.load(str(exported[1]))
+    older.graph.input[0].name = "wave"  # what the first exports took: samples, the STFT inside
+    for node in older.graph.node:
+        node.input[:] = ["wave" if name == "power" else name for name in node.input]
+    onnx.save(older, str(tmp_path / "older.onnx"))
+    with pytest.raises(modelfile.ModelFileError, match="older.onnx: exported by an older barkwatch"):
+        load_onnx(tmp_path / "older.onnx")
 
 
 def test_the_shipped_onnx_file_is_the_shipped_model():

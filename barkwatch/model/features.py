@@ -77,6 +77,11 @@ class LogMel(nn.Module):
         self.register_buffer("window", torch.hann_window(params.n_fft))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.db(self.power(wave))
+
+    def power(self, wave: torch.Tensor) -> torch.Tensor:
+        """Waveforms ``[B, N]`` -> power spectrogram ``[B, n_fft // 2 + 1, 1 + N // hop]``: centred frames with
+        zeros beyond the window's ends, periodic Hann, ``|STFT|^2`` (``onnxrt.power_spectrum`` in numpy)."""
         spec = torch.stft(
             wave,
             n_fft=self.n_fft,
@@ -86,7 +91,10 @@ class LogMel(nn.Module):
             pad_mode="constant",  # librosa >= 0.10 pads with zeros
             return_complex=True,
         )
-        power = spec.real.square() + spec.imag.square()
+        return spec.real.square() + spec.imag.square()
+
+    def db(self, power: torch.Tensor) -> torch.Tensor:
+        """Power spectrogram -> log-mel power in dB ``[B, n_mels, frames]``."""
         mel = torch.matmul(self.mel_basis, power)
         db = 10.0 * torch.log10(torch.clamp(mel, min=self.amin)) - self.ref_db
         # top_db clips relative to the loudest value of each window (librosa: of the whole array it is given).
@@ -120,7 +128,11 @@ class Spectrogram(nn.Module):
         self.db_high = params.db_high
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        db = self.logmel(wave)
+        return self.from_power(self.logmel.power(wave))
+
+    def from_power(self, power: torch.Tensor) -> torch.Tensor:
+        """The same from the power spectrogram on (``LogMel.power``): what the ONNX export starts from."""
+        db = self.logmel.db(power)
         if self.minmax:
             return minmax_normalise(db).unsqueeze(1)
         if self.peak:  # LogMel already floors at peak - top_db

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .modelfile import METADATA_NAME, ModelFileError, ModelFileInfo, file_hash
+from .modelfile import METADATA_NAME, ONNX_INPUT, ModelFileError, ModelFileInfo, file_hash
 
 
 @dataclass
@@ -24,14 +24,31 @@ class OnnxModel(ModelFileInfo):
     session: object = None  # onnxruntime.InferenceSession
 
     def forward(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``wave[B, window_samples]`` (float32) -> ``(rl[B], kl[B], score[B])`` (float32), as exported."""
-        rl, kl, score = self.session.run(None, {"wave": np.ascontiguousarray(wave, dtype=np.float32)})
+        """``wave[B, window_samples]`` (float32) -> ``(rl[B], kl[B], score[B])`` (float32): the TorchScript
+        file's ``forward``, its STFT done here in numpy and the rest by the exported graph."""
+        features = self.metadata["features"]
+        power = power_spectrum(np.asarray(wave, dtype=np.float32), int(features["n_fft"]),
+                               int(features["hop_length"]))
+        rl, kl, score = self.session.run(None, {ONNX_INPUT: power})
         return rl, kl, score
 
     def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``WindowScorer`` interface: ``forward`` in float64."""
         rl, kl, score = self.forward(windows)
         return rl.astype(np.float64), kl.astype(np.float64), score.astype(np.float64)
+
+
+def power_spectrum(windows: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """``windows[B, N]`` -> ``|STFT|^2`` as ``[B, n_fft // 2 + 1, 1 + N // hop_length]`` float32: what
+    ``features.LogMel.power`` computes with ``torch.stft`` (frames centred on every ``hop_length``-th sample,
+    zeros beyond the window's ends, periodic Hann window), in numpy."""
+    half = n_fft // 2
+    padded = np.pad(windows, ((0, 0), (half, half)))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[:, ::hop_length]
+    hann = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    spectrum = np.fft.rfft(frames * hann, axis=-1)  # [B, frames, bins]
+    power = np.square(spectrum.real) + np.square(spectrum.imag)
+    return np.ascontiguousarray(power.transpose(0, 2, 1), dtype=np.float32)
 
 
 def load_onnx(path: str | os.PathLike, threads: int = 1) -> OnnxModel:
@@ -58,4 +75,7 @@ def load_onnx(path: str | os.PathLike, threads: int = 1) -> OnnxModel:
     if not isinstance(metadata, dict) or "window_samples" not in metadata:
         raise ModelFileError(f"{path}: an ONNX model without barkwatch's metadata; export it with "
                              "barkwatch.model.modelfile.export_onnx")
+    if [i.name for i in session.get_inputs()] != [ONNX_INPUT]:
+        raise ModelFileError(f"{path}: exported by an older barkwatch (its input is not the power spectrogram); "
+                             "export it again with `barkwatch export-onnx`")
     return OnnxModel(session=session, metadata=metadata, path=path, sha256=file_hash(path))
