@@ -5,8 +5,8 @@ figures each gives at the model's own threshold.
     python benchmarks/parity.py --model models/default.pt --against models/default.onnx \\
                                 --mix runs/household [--mix runs/household-test2 ...] [--out FILE.json]
 
-Each model file is run as ``barkwatch detect`` runs it (``Detector.load``: an ``.onnx`` file on ONNX Runtime,
-a ``.pt`` file on torch; one thread) through ``household.py``'s scan of the mix (1 s blocks, the -60 dBFS
+Each model file is run as ``barkwatch detect`` runs it (``Detector.load`` on one thread; an ``.onnx`` file
+on ONNX Runtime, a ``.pt`` file on torch) through ``household.py``'s scan of the mix (1 s blocks, the -60 dBFS
 gate). The report gives, per mix: the windows scored, the largest absolute difference in score and in KL
 and the largest relative difference in RL, whether the two event lists are the same (start, confirmation
 and end of every event, peak scores within the tolerance), and recall (foreground, background) and false
@@ -42,7 +42,7 @@ def run_one(household, path: Path, mix: Path) -> dict:
     """Score every window of ``mix`` with the model file ``path``; its events and figures at its threshold."""
     from barkwatch.detection.detector import Detector
 
-    detector = Detector.load(path, threads=1)
+    detector = Detector.load(path, threads=1, runtime="onnx" if path.suffix == ".onnx" else "torch")
     truth = household.read_truth(mix)
     clock = time.perf_counter()
     windows = household.score_mix(mix / truth.get("audio", household.MIX_NAME), detector.model,

@@ -6,7 +6,8 @@ writes ``results.json`` (every figure, the machine, the settings) and ``results.
 paste into the README) to ``--out``, both rewritten after each benchmark so an interrupted run keeps what it
 measured. A benchmark that fails is recorded as an error and the others still run (exit code 1).
 
-Benchmarks (``--only`` takes these names; the default is all but ``training``):
+Benchmarks (``--only`` takes these names; the default is all but ``training``; a ``.pt`` model runs on torch
+and an ``.onnx`` one on ONNX Runtime, named with ``--runtime``, whatever ``auto`` would choose):
 
 - ``network``: the scorer's cost per window (log-mel features included, as exported): the presets seed, small,
   pooled and medium built fresh with random weights (cost does not depend on them) on 1 s windows and scripted
@@ -176,6 +177,12 @@ def run_child(ctx: Context, command: Sequence[str], timeout_s: float, env: dict 
 def barkwatch(*args: str) -> list[str]:
     """The command line of ``barkwatch ARGS`` from this checkout."""
     return [sys.executable, "-m", "barkwatch", *args]
+
+
+def model_args(model: Path) -> list[str]:
+    """``--model FILE --runtime R``: a ``.pt`` file is timed on torch and an ``.onnx`` file on ONNX Runtime,
+    whatever ``auto`` would pick on this machine."""
+    return ["--model", str(model), "--runtime", "onnx" if model.suffix == ".onnx" else "torch"]
 
 
 def audio_seconds(path: Path) -> float:
@@ -374,7 +381,7 @@ def bench_detect(ctx: Context) -> dict:
             runs = []
             for i in range(n):
                 progress("detect", f"{threads} thread(s), gate {'off' if gate else 'on'}, run {i + 1} of {n}")
-                args = [str(audio), "--model", str(model), "--threads", str(threads)]
+                args = [str(audio), *model_args(model), "--threads", str(threads)]
                 args += [f"--gate={gate:g}"] if gate is not None else []
                 runs.append(run_child(ctx, barkwatch("detect", *args), timeout_s=max(600.0, seconds)))
             gated = [GATE_LINE.search(r["stdout"]) for r in runs]
@@ -428,7 +435,7 @@ def bench_listen(ctx: Context) -> dict:
 
     progress("listen", f"{settle_s + interval_s * intervals:.0f} s of {described}, real time")
     r = run_child(ctx, barkwatch("listen", "--device", f"file:{audio}", "--events", str(ctx.scratch / "listen.jsonl"),
-                                 "--model", str(model), "--threads", "1"),
+                                 *model_args(model), "--threads", "1"),
                   timeout_s=settle_s + interval_s * intervals + 180, during=measure)
     overruns = re.search(r"(\d+) overrun", r["stdout"] + r["stderr"])
     return {"audio": described, "model": rel(model), "threads": 1,
@@ -453,7 +460,7 @@ def bench_startup(ctx: Context) -> dict:
     commands = {
         "import torch": [sys.executable, "-c", "import torch"],
         "import barkwatch.cli": [sys.executable, "-c", "import barkwatch.cli"],
-        "barkwatch detect (1 s file)": barkwatch("detect", str(one_second), "--model", str(ctx.models[0]), "-q"),
+        "barkwatch detect (1 s file)": barkwatch("detect", str(one_second), *model_args(ctx.models[0]), "-q"),
     }
     n = ctx.runs(5, 2)
     rows = []
@@ -478,7 +485,7 @@ def bench_latency(ctx: Context) -> dict:
     out = ctx.scratch / "latency.json"
     progress("latency", f"samples/example.ogg played {repeat} time(s) into the virtual microphone")
     run_child(ctx, [sys.executable, str(REPO / "benchmarks" / "latency.py"), "--repeat", str(repeat), "--out",
-                    str(out), "--", "--model", str(ctx.models[0])],
+                    str(out), "--", *model_args(ctx.models[0])],
               timeout_s=repeat * (audio_seconds(EXAMPLE) + 5) + 300)
     r = json.loads(out.read_text())
     return {k: r[k] for k in ("audio", "repeat", "barks", "found", "missed", "false_starts", "latency", "detector",

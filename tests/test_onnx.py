@@ -142,7 +142,7 @@ def barks(stdout: str) -> list[tuple]:
 
 def test_detect_without_torch_finds_what_the_torch_runtime_finds():
     example = str(SAMPLES / "example.ogg")
-    with_torch = run_cli("detect", example, "--events", "-", "-q")
+    with_torch = run_cli("detect", example, "--events", "-", "--runtime", "torch", "-q")
     assert with_torch.returncode == 0, with_torch.stderr
     without = run_without_torch("detect", example, "--events", "-", "-q")  # auto: torch is not there
     assert without.returncode == 0, without.stderr
@@ -178,3 +178,38 @@ def test_runtime_choices_that_cannot_work_are_one_line_errors(tmp_path, exported
         result = run_cli("detect", example, *args, "-q")
         assert result.returncode == 2 and needle in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_auto_runs_a_current_onnx_export_on_the_cpu_and_torch_otherwise(tmp_path):
+    from barkwatch.detection.detector import resolve_runtime
+
+    rex = tmp_path / "rex.pt"
+    shutil.copy(modelfile.DEFAULT_MODEL, rex)
+    assert resolve_runtime("auto", rex, "auto", gpu=False) == "torch"  # no export beside it
+    shutil.copy(modelfile.DEFAULT_MODEL.with_suffix(".onnx"), rex.with_suffix(".onnx"))
+    assert resolve_runtime("auto", rex, "auto", gpu=False) == "onnx"
+    assert resolve_runtime("auto", None, "cpu", gpu=True) == "onnx"  # the CPU asked for: a GPU is no matter
+    # A GPU to be used (present and compute auto, or asked for): torch, the one runtime that can use it.
+    assert resolve_runtime("auto", rex, "auto", gpu=True) == "torch"
+    assert resolve_runtime("auto", rex, "cuda", gpu=False) == "torch"
+    assert resolve_runtime("torch", rex, "cpu", gpu=False) == "torch"
+    assert resolve_runtime("onnx", tmp_path / "elsewhere.pt", "auto", gpu=True) == "onnx"  # as asked
+    assert resolve_runtime("auto", rex.with_suffix(".onnx"), "auto", gpu=True) == "onnx"
+
+
+def test_an_export_older_than_its_model_file_is_passed_over_by_auto_and_refused_when_asked_for(tmp_path, caplog):
+    from barkwatch.detection.detector import Detector
+    from barkwatch.model.onnxrt import OnnxModel
+
+    rex = tmp_path / "rex.pt"
+    shutil.copy(modelfile.DEFAULT_MODEL, rex)
+    shutil.copy(modelfile.DEFAULT_MODEL.with_suffix(".onnx"), rex.with_suffix(".onnx"))
+    # The copies are the export and its source (the export names the source by its hash, not its name).
+    assert isinstance(Detector.load(rex, runtime="onnx").model, OnnxModel)
+    modelfile.update_metadata(rex, rex, {"threshold": 0.5})  # rex.pt changed since its export
+    with caplog.at_level("WARNING", logger="barkwatch"):
+        detector = Detector.load(rex, compute="cpu")
+    assert isinstance(detector.model, modelfile.LoadedModel) and detector.threshold == 0.5
+    assert "rex.onnx is older than rex.pt: running rex.pt on torch; `barkwatch export-onnx" in caplog.text
+    with pytest.raises(modelfile.ModelFileError, match="rex.onnx: exported from another rex.pt"):
+        Detector.load(rex, runtime="onnx")

@@ -82,6 +82,8 @@ def calibrate(
         bark_paths += [p for p, label in labelled_files(listing) if label == "my_dog"]
     detector = detector_from_config(config, channel=None)  # recordings: all channels mixed
     loaded, settings = detector.model, detector.tracker_settings
+    # The model file to copy with the new threshold: the .pt itself where its ONNX export did the scoring.
+    model_file = loaded.path.with_suffix(".pt") if loaded.path.suffix == ".onnx" else loaded.path
     if settings.hold_threshold is None:
         # A model without a hold keeps its own threshold (its best on clips) as one: raised for a budget, the
         # threshold then decides where barking starts and the old one still where it stops.
@@ -104,12 +106,12 @@ def calibrate(
             points = sorted([p for p in points if p.threshold != centred.threshold] + [centred],
                             key=lambda p: p.threshold)
             chosen = centred
-    title = (f"{loaded.path.name} on {len(background_paths)} background file(s), {hours:.2f} h"
+    title = (f"{model_file.name} on {len(background_paths)} background file(s), {hours:.2f} h"
              + (f", {len(bark_paths)} bark clip(s)" if bark_paths else ""))
     if plot is not None:
         cal.plot_sweep(points, chosen, budget, plot, title)
     if as_json:
-        typer.echo(json.dumps({"model": str(loaded.path), "hours": hours, "budget_per_hour": budget,
+        typer.echo(json.dumps({"model": str(model_file), "hours": hours, "budget_per_hour": budget,
                                "chosen": chosen.to_dict() if chosen else None,
                                "safe": safe.to_dict() if safe else None,
                                "points": [p.to_dict() for p in points]}, indent=2))
@@ -131,7 +133,7 @@ def calibrate(
                        "recall": None if not chosen.barks else chosen.recall,
                        "previous_threshold": loaded.threshold}
         try:
-            update_metadata(loaded.path, out, {"threshold": chosen.threshold, "calibration": calibration,
+            update_metadata(model_file, out, {"threshold": chosen.threshold, "calibration": calibration,
                                                "hold_threshold": settings.hold_threshold})
         except ModelFileError as e:
             fail(str(e), code=1)

@@ -68,7 +68,8 @@ Hold = Annotated[Optional[float], typer.Option("--hold", help="Score that keeps 
                                               "threshold; never above the threshold).")]
 Runtime = Annotated[Optional[str], typer.Option("--runtime", help="What runs the network: torch, onnx (the "
                                                 "model's .onnx export on ONNX Runtime, without torch) or auto "
-                                                "(torch where installed; default).")]
+                                                "(onnx where the model has a current export, onnxruntime is "
+                                                "installed and no GPU is to be used, else torch; default).")]
 Compute = Annotated[Optional[str], typer.Option("--compute", help="Where the network runs: auto (CUDA, then "
                                                 "MPS, then the CPU), cpu, cuda or mps (default auto).")]
 
