@@ -146,7 +146,12 @@ def run(audio: Path, truth_path: Path, repeat: int, samplerate: str, listen_args
     barks = load_truth(truth_path)
     model_path = next((listen_args[i + 1] for i, a in enumerate(listen_args[:-1]) if a == "--model"),
                       str(modelfile.DEFAULT_MODEL))
-    window_s = float(modelfile.read_metadata(model_path)["window_s"])
+    if model_path.endswith(".onnx"):
+        from barkwatch.model.onnxrt import load_onnx
+
+        window_s = float(load_onnx(model_path).metadata["window_s"])
+    else:
+        window_s = float(modelfile.read_metadata(model_path)["window_s"])
     load_before = os.getloadavg()
     with VirtualMic(rate=info.samplerate, channels=1) as mic, tempfile.TemporaryDirectory() as tmp:
         events = Path(tmp) / "events.jsonl"

@@ -398,3 +398,21 @@ def test_evaluate_needs_a_model_or_the_baseline_and_a_truth(mix, tmp_path, capsy
     assert household.main(["evaluate", "--baseline", "loudness", "--mix", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(tmp_path / "truth.json") in err and "build" in err
+
+
+def test_parity_finds_the_two_runtimes_the_same_detector_and_a_retrained_file_not(mix, tmp_path):
+    from barkwatch.model.modelfile import DEFAULT_MODEL, update_metadata
+
+    parity = [sys.executable, str(REPO / "benchmarks" / "parity.py"), "--mix", str(mix[0])]
+    same = subprocess.run(parity + ["--model", str(DEFAULT_MODEL), "--against", str(DEFAULT_MODEL.with_suffix(
+        ".onnx")), "--out", str(tmp_path / "same.json")], capture_output=True, text=True, timeout=600)
+    assert same.returncode == 0, same.stderr
+    (row,) = json.loads((tmp_path / "same.json").read_text())["mixes"]
+    assert row["windows"] >= row["scored"] > 150 and row["same_events"]
+    assert 0 < row["max_abs_score_diff"] <= 1e-4  # two runtimes: float rounding, never exactly 0
+    assert row["model"]["events"] == row["against"]["events"] > 0
+    # A model that really differs (its threshold, hence its events) is caught, with exit status 1.
+    other = update_metadata(DEFAULT_MODEL, tmp_path / "other.pt", {"threshold": 0.2})
+    differs = subprocess.run(parity + ["--model", str(DEFAULT_MODEL), "--against", str(other)],
+                             capture_output=True, text=True, timeout=600)
+    assert differs.returncode == 1 and "events DIFFER" in differs.stdout, differs.stdout + differs.stderr
