@@ -174,6 +174,7 @@ def test_runtime_choices_that_cannot_work_are_one_line_errors(tmp_path, exported
     lonely = tmp_path / "lonely.pt"
     shutil.copy(pt, lonely)
     cases.append((["--model", str(lonely), "--runtime", "onnx"], "lonely.onnx: no ONNX export of lonely.pt"))
+    assert "onnx export  none (`barkwatch export-onnx" in run_cli("inspect", str(lonely)).stdout
     for args, needle in cases:
         result = run_cli("detect", example, *args, "-q")
         assert result.returncode == 2 and needle in result.stderr, (args, result.stderr)
@@ -206,7 +207,11 @@ def test_an_export_older_than_its_model_file_is_passed_over_by_auto_and_refused_
     shutil.copy(modelfile.DEFAULT_MODEL.with_suffix(".onnx"), rex.with_suffix(".onnx"))
     # The copies are the export and its source (the export names the source by its hash, not its name).
     assert isinstance(Detector.load(rex, runtime="onnx").model, OnnxModel)
+    assert f"onnx export  {rex.with_suffix('.onnx')}, current: --runtime auto runs it" in \
+        run_cli("inspect", str(rex)).stdout
     modelfile.update_metadata(rex, rex, {"threshold": 0.5})  # rex.pt changed since its export
+    assert f"{rex.with_suffix('.onnx')}, stale: exported from another rex.pt; `barkwatch export-onnx" in \
+        run_cli("inspect", str(rex)).stdout
     with caplog.at_level("WARNING", logger="barkwatch"):
         detector = Detector.load(rex, compute="cpu")
     assert isinstance(detector.model, modelfile.LoadedModel) and detector.threshold == 0.5

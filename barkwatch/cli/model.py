@@ -226,6 +226,7 @@ def inspect(
         f"trained on   {training.get('files', {}).get('positive')} bark and "
         f"{training.get('files', {}).get('negative')} other files; RL weight {training.get('rl_weight', 0):g}, "
         f"{training.get('epochs')} epochs on {training.get('device')} in {training.get('seconds')} s",
+        f"onnx export  {onnx_export_status(model)}",
     ]
     for split, m in meta.get("metrics", {}).items():
         auc = m.get("roc_auc")
@@ -233,6 +234,23 @@ def inspect(
         lines.append(f"{split:<12} {m.get('positives')} barks / {m.get('negatives')} other clips: "
                      f"AUC {auc_text(auc)}, balanced accuracy {auc_text(bacc)}")
     typer.echo("\n".join(lines))
+
+
+def onnx_export_status(model: Path) -> str:
+    """What ``--runtime auto`` will make of the ONNX export beside ``model``, in one line."""
+    from ..model.modelfile import ModelFileError
+    from ..model.onnxrt import is_export_of, load_onnx
+
+    onnx_path = model.with_suffix(".onnx")
+    if not onnx_path.is_file():
+        return f"none (`barkwatch export-onnx {model}` writes one, for ONNX Runtime)"
+    try:
+        exported = load_onnx(onnx_path)
+    except ModelFileError as e:
+        return str(e)
+    if not is_export_of(exported, model):
+        return f"{onnx_path}, stale: exported from another {model.name}; `barkwatch export-onnx {model}`"
+    return f"{onnx_path}, current: --runtime auto runs it on the CPU"
 
 
 def export_onnx(
@@ -246,4 +264,5 @@ def export_onnx(
         written = export(model, out)
     except ModelFileError as e:
         fail(str(e))
-    typer.echo(f"{written}: the same network, features and metadata as {model}; run it with --runtime onnx")
+    typer.echo(f"{written}: the same network and metadata as {model}; --runtime auto (the default) runs it on "
+               "the CPU")

@@ -117,14 +117,6 @@ class DetectorSettings:
         return replace(settings, **overrides)
 
 
-def _exported_from(metadata: dict, source: Path) -> bool:
-    """Whether an ONNX model's metadata says it was exported from the model file ``source`` as it is now."""
-    from ..model.modelfile import file_hash
-
-    made_from = metadata.get("exported_from") or {}
-    return source.is_file() and made_from.get("sha256") == file_hash(source)
-
-
 class Detector:
     """A model (anything with the ``WindowScorer`` interface) on a compute device, with its settings resolved
     into the engine's and the event tracker's. Raises ``DetectorError`` for settings that cannot work."""
@@ -170,7 +162,7 @@ class Detector:
         chosen = resolve_runtime(runtime, path, compute)
         compute_module.keep_freed_memory()
         if chosen == "onnx":
-            from ..model.onnxrt import load_onnx
+            from ..model.onnxrt import is_export_of, load_onnx
 
             if compute not in ("auto", "cpu"):
                 raise DetectorError(f"compute {compute}: the onnx runtime runs on the CPU; use --runtime torch "
@@ -181,7 +173,7 @@ class Detector:
                 raise ModelFileError(f"{onnx_path}: no ONNX export of {source.name}; write it with "
                                      f"`barkwatch export-onnx {source}` (where torch is installed)")
             onnx_model = load_onnx(onnx_path, threads or 1)
-            if source.suffix == ".onnx" or _exported_from(onnx_model.metadata, source):
+            if source.suffix == ".onnx" or is_export_of(onnx_model, source):
                 return cls(onnx_model, settings, "cpu")
             if runtime != "auto" or not _installed("torch"):
                 raise ModelFileError(f"{onnx_path}: exported from another {source.name} than the one beside it "

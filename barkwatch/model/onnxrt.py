@@ -38,6 +38,14 @@ class OnnxModel(ModelFileInfo):
         return rl.astype(np.float64), kl.astype(np.float64), score.astype(np.float64)
 
 
+def is_export_of(model: OnnxModel, source: str | os.PathLike) -> bool:
+    """Whether ``model`` was exported from the model file ``source`` as that file is now (its metadata's
+    ``exported_from`` names the file's SHA-256): a ``.pt`` retrained or recalibrated since is not."""
+    source = Path(source)
+    made_from = model.metadata.get("exported_from") or {}
+    return source.is_file() and made_from.get("sha256") == file_hash(source)
+
+
 def power_spectrum(windows: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
     """``windows[B, N]`` -> ``|STFT|^2`` as ``[B, n_fft // 2 + 1, 1 + N // hop_length]`` float32: what
     ``features.LogMel.power`` computes with ``torch.stft`` (frames centred on every ``hop_length``-th sample,
