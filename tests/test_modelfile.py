@@ -218,7 +218,8 @@ def test_negligible_weights_are_zeroed_on_save_and_load_without_changing_scores(
     with torch.no_grad():
         expected = [t.numpy() for t in tiny(wave)]
     # The file keeps the tiny weights when written by something other than save (an older barkwatch).
-    scripted = torch.jit.script(copy.deepcopy(tiny).requires_grad_(False))
+    with modelfile._quiet_torchscript():
+        scripted = torch.jit.script(copy.deepcopy(tiny).requires_grad_(False))
     older = modelfile._write(scripted, {"format_version": 1, "sample_rate": 22050, "window_s": 1,
                                         "window_samples": N, "threshold": 0.6}, tmp_path / "older.pt")
     for path in (older, save(tiny, tmp_path / "new.pt")):
