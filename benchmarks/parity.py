@@ -17,7 +17,6 @@ the events differ.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -28,14 +27,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's barkwatch, installed or not
-
-
-def household_module():
-    spec = importlib.util.spec_from_file_location("household", REPO / "benchmarks" / "household.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["household"] = module  # its dataclasses look their module up while it runs
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_one(household, path: Path, mix: Path) -> dict:
@@ -89,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest score difference allowed")
     parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
-    household = household_module()
+    import household  # beside this script, which puts its folder first on sys.path
     report, ok = {"model": str(args.model), "against": str(args.against), "tolerance": args.tolerance,
                   "mixes": []}, True
     for mix in args.mix:
