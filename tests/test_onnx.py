@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 from barkwatch.model import modelfile
-from barkwatch.model.onnxrt import load_onnx, power_spectrum
+from barkwatch.model.onnxrt import load_onnx
 
 from helpers import REPO, SAMPLES, run_cli
 
@@ -50,19 +50,39 @@ def test_onnx_scores_the_example_as_the_torchscript_file_does(exported):
     assert (expected[2] >= model.threshold).any() and (expected[2] < model.threshold).any()  # barks and not
 
 
-def test_the_numpy_stft_is_torchs():
-    from barkwatch.model.features import FeatureParams, LogMel
+def test_the_engine_computes_each_frame_once_and_scores_what_the_model_scores_window_by_window(exported):
+    """Features once per hop: the engine on ONNX Runtime scores power spectrograms built frame by frame
+    (spectrum.StreamFrames); they are the ones each window alone gives, so the scores are the model's own on
+    the same windows, and the TorchScript file's on the same windows to 1e-4."""
+    from barkwatch.detection.engine import Engine, EngineSettings
 
-    windows = example_windows()[::10]
-    with torch.no_grad():
-        expected = LogMel(FeatureParams(normalisation="db")).power(torch.from_numpy(windows)).numpy()
-    got = power_spectrum(windows, 2048, 512)
-    assert got.shape == expected.shape == (len(windows), 1025, 44) and got.dtype == np.float32
-    # Relative to each window's strongest bin: the FFTs round differently, far below what the dB scale shows.
-    peak = expected.max(axis=(1, 2), keepdims=True)
-    assert (np.abs(got - expected).max(axis=(1, 2), keepdims=True) / peak).max() < 1e-5
-    odd = power_spectrum(windows[:2, :1000], 256, 100)  # other sizes: 1 + 1000 // 100 frames
-    assert odd.shape == (2, 129, 11)
+    pt, onnx_path = exported
+    onnx_model, torch_model = load_onnx(onnx_path), modelfile.load(pt)
+    audio, rate = sf.read(str(SAMPLES / "example.ogg"), dtype="float32")
+    settings = EngineSettings(hop_s=0.25, gate_dbfs=-45)  # some windows gated: their frames are never computed
+    engine = Engine(onnx_model, rate, settings)
+    assert engine._frames is not None and Engine(torch_model, rate, settings)._frames is None
+    blocks = np.random.default_rng(0).integers(1, 3000, 400)
+    windows, i = [], 0
+    for size in blocks:
+        windows += engine.feed(audio[i : i + size])
+        i += size
+    windows += engine.feed(audio[i:]) + engine.finish()
+    starts = np.array([round(w.start_s * rate) for w in windows])
+    # On the frame grid, at the grid point nearest k * 0.25 s: no drift, and four windows a second.
+    assert (starts % 512 == 0).all()
+    assert np.abs(starts - 5512.5 * np.arange(len(starts))).max() <= 256
+    scored = [k for k, w in enumerate(windows) if w.level_dbfs >= settings.gate_dbfs]
+    assert 10 < len(scored) < len(windows) - 5
+    samples = np.stack([np.pad(audio, (0, rate))[s : s + rate] for s in starts[scored]])
+    alone = onnx_model.score(samples)
+    np.testing.assert_allclose([windows[k].score for k in scored], alone[2], rtol=0, atol=1e-6)
+    np.testing.assert_allclose([windows[k].rl for k in scored], alone[0], rtol=1e-6)
+    on_torch = torch_model.score(samples)
+    np.testing.assert_allclose(on_torch[2], alone[2], rtol=0, atol=1e-4)
+    on_torch_engine = Engine(torch_model, rate, settings)
+    torch_windows = on_torch_engine.feed(audio) + on_torch_engine.finish()
+    assert [w.start_s for w in torch_windows] == [w.start_s for w in windows]  # both runtimes, the same windows
 
 
 def test_the_metadata_comes_along_with_where_it_came_from(exported):
@@ -75,7 +95,7 @@ def test_the_metadata_comes_along_with_where_it_came_from(exported):
 def test_scoring_with_onnx_runtime_imports_no_torch(exported):
     _, onnx_path = exported
     code = ("import sys, numpy as np\n"
-            "from barkwatch.model.onnxrt import load_onnx, power_spectrum\n"
+            "from barkwatch.model.onnxrt import load_onnx\n"
             f"m = load_onnx({str(onnx_path)!r})\n"
             "rl, kl, score = m.forward(np.zeros((3, m.window_samples), np.float32))\n"
             "print(json.dumps({'torch': 'torch' in sys.modules, 'n': len(score)}))\n")

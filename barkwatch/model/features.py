@@ -81,7 +81,7 @@ class LogMel(nn.Module):
 
     def power(self, wave: torch.Tensor) -> torch.Tensor:
         """Waveforms ``[B, N]`` -> power spectrogram ``[B, n_fft // 2 + 1, 1 + N // hop]``: centred frames with
-        zeros beyond the window's ends, periodic Hann, ``|STFT|^2`` (``onnxrt.power_spectrum`` in numpy)."""
+        zeros beyond the window's ends, periodic Hann, ``|STFT|^2`` (``spectrum.power_spectrum`` in numpy)."""
         spec = torch.stft(
             wave,
             n_fft=self.n_fft,

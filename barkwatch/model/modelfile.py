@@ -157,7 +157,7 @@ def export_onnx(path: str | os.PathLike, out: str | os.PathLike | None = None) -
     torch, with the same metadata as JSON in the ONNX model's ``barkwatch.json`` property. The graph is the
     model from the power spectrogram on (``scorer.PowerScorer``): ``power[B, n_fft // 2 + 1, frames] -> (rl,
     kl, score)`` for any batch size, the mel bank and all after it inside; ``onnxrt.OnnxModel.forward`` takes
-    samples, as the TorchScript file does, and computes the STFT in numpy (``onnxrt.power_spectrum``). Needs
+    samples, as the TorchScript file does, and computes the STFT in numpy (``spectrum.power_spectrum``). Needs
     ``onnx`` and ``onnxscript`` (``pip install 'barkwatch[onnx]'``); raises ``ModelFileError`` naming the file
     on any failure."""
     import torch

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .modelfile import METADATA_NAME, ONNX_INPUT, ModelFileError, ModelFileInfo, file_hash
+from .spectrum import power_spectrum
 
 
 @dataclass
@@ -27,14 +28,19 @@ class OnnxModel(ModelFileInfo):
         """``wave[B, window_samples]`` (float32) -> ``(rl[B], kl[B], score[B])`` (float32): the TorchScript
         file's ``forward``, its STFT done here in numpy and the rest by the exported graph."""
         features = self.metadata["features"]
-        power = power_spectrum(np.asarray(wave, dtype=np.float32), int(features["n_fft"]),
-                               int(features["hop_length"]))
+        power = power_spectrum(wave, int(features["n_fft"]), int(features["hop_length"]))
         rl, kl, score = self.session.run(None, {ONNX_INPUT: power})
         return rl, kl, score
 
     def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``WindowScorer`` interface: ``forward`` in float64."""
         rl, kl, score = self.forward(windows)
+        return rl.astype(np.float64), kl.astype(np.float64), score.astype(np.float64)
+
+    def score_power(self, power: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``score`` from the windows' power spectrograms (``spectrum.power_spectrum``'s, ``[B, n_fft // 2 + 1,
+        frames]``) instead of their samples: the engine computes them once per frame of the stream."""
+        rl, kl, score = self.session.run(None, {ONNX_INPUT: np.asarray(power, dtype=np.float32)})
         return rl.astype(np.float64), kl.astype(np.float64), score.astype(np.float64)
 
 
@@ -44,19 +50,6 @@ def is_export_of(model: OnnxModel, source: str | os.PathLike) -> bool:
     source = Path(source)
     made_from = model.metadata.get("exported_from") or {}
     return source.is_file() and made_from.get("sha256") == file_hash(source)
-
-
-def power_spectrum(windows: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
-    """``windows[B, N]`` -> ``|STFT|^2`` as ``[B, n_fft // 2 + 1, 1 + N // hop_length]`` float32: what
-    ``features.LogMel.power`` computes with ``torch.stft`` (frames centred on every ``hop_length``-th sample,
-    zeros beyond the window's ends, periodic Hann window), in numpy."""
-    half = n_fft // 2
-    padded = np.pad(windows, ((0, 0), (half, half)))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[:, ::hop_length]
-    hann = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    spectrum = np.fft.rfft(frames * hann, axis=-1)  # [B, frames, bins]
-    power = np.square(spectrum.real) + np.square(spectrum.imag)
-    return np.ascontiguousarray(power.transpose(0, 2, 1), dtype=np.float32)
 
 
 def load_onnx(path: str | os.PathLike, threads: int = 1) -> OnnxModel:
