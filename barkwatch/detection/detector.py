@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .engine import Engine, EngineSettings
+from .engine import Engine, EngineSettings, check_hop
 from .events import Event, EventTracker, TrackerSettings, WindowScore
 
 if TYPE_CHECKING:
@@ -132,6 +132,7 @@ class Detector:
         try:
             self.engine_settings = EngineSettings(hop_s=hop_s, gate_dbfs=settings.gate_dbfs,
                                                   channel=settings.channel)
+            check_hop(model, hop_s)
             self.tracker_settings = TrackerSettings(threshold=threshold, patience=settings.patience,
                                                     release_s=settings.release_s, merge_s=settings.merge_s,
                                                     max_duration_s=settings.max_duration_s,

@@ -51,6 +51,21 @@ def level_dbfs(window: np.ndarray) -> float:
     return max(20.0 * math.log10(rms), SILENCE_DBFS) if rms > 0 else SILENCE_DBFS
 
 
+def frame_grid(model) -> int:
+    """Samples between the model's STFT frames, the grid windows start on (1 for a scorer without an STFT,
+    such as ``record``'s level detector)."""
+    return int((model.metadata.get("features") or {}).get("hop_length", 1))
+
+
+def check_hop(model, hop_s: float) -> None:
+    """Raise ``ValueError`` for a hop shorter than the model's frame grid: successive windows would land on the
+    same frame and be scored twice."""
+    grid = frame_grid(model)
+    if hop_s * model.sample_rate < grid:
+        raise ValueError(f"hop_s {hop_s:g}: shorter than the model's STFT hop ({grid} samples, "
+                         f"{grid / model.sample_rate:.4f} s), on whose grid windows start; use at least that")
+
+
 class Engine:
     """Feed it blocks with ``feed``; call ``finish`` at the end of the stream. Both return scored windows.
 
@@ -69,8 +84,9 @@ class Engine:
         # Window k starts at the frame nearest k * hop: a hop of 0.25 s at 22,050 Hz is 5512.5 samples (10.77
         # frames), and rounding the hop itself would drift 8 s a day.
         self.hop = settings.hop_s * self.rate
-        features = model.metadata.get("features") or {}  # a scorer without an STFT (record's level) has none
-        self.grid = int(features.get("hop_length", 1))
+        check_hop(model, settings.hop_s)
+        self.grid = frame_grid(model)
+        features = model.metadata.get("features") or {}
         self._frames = (StreamFrames(int(features["n_fft"]), self.grid, self.window)
                         if hasattr(model, "score_power") and "n_fft" in features else None)
         self._resampler = (soxr.ResampleStream(input_rate, self.rate, 1, dtype="float32", quality="HQ")

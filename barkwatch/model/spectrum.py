@@ -2,8 +2,7 @@
 
 ``power_spectrum`` is ``features.LogMel.power`` (``torch.stft``: frames centred on every ``hop_length``-th
 sample, zeros beyond the window's ends, periodic Hann, ``|STFT|^2``) without torch: what a model running on
-ONNX Runtime is given. The FFTs run in float64: numpy's float32 FFT of more than 16 rows at once is several
-times slower than its float64 one (0.50 against 0.18 ms for a window's 44 frames on the development machine).
+ONNX Runtime is given (0.45 ms for a window's 44 frames on the development machine).
 
 ``StreamFrames`` serves windows cut from one stream every few frames. With 1 s windows every quarter second,
 each frame of the stream lies in four windows; windows that start on the frame grid (a multiple of
@@ -19,14 +18,14 @@ import numpy as np
 
 
 def hann(n_fft: int) -> np.ndarray:
-    """The periodic Hann window (``torch.hann_window``'s and librosa's), float64."""
-    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+    """The periodic Hann window (``torch.hann_window``'s and librosa's), float32."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
 
 def _power(frames: np.ndarray, window: np.ndarray) -> np.ndarray:
     """``frames[..., n_fft]`` -> ``|rfft(frames * window)|^2`` ``[..., n_fft // 2 + 1]`` as float32."""
-    spectrum = np.fft.rfft(frames * window, axis=-1)
-    return (np.square(spectrum.real) + np.square(spectrum.imag)).astype(np.float32)
+    spectrum = np.fft.rfft(frames * window, axis=-1)  # complex64
+    return np.square(spectrum.real) + np.square(spectrum.imag)
 
 
 def _framed(windows: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
