@@ -61,8 +61,8 @@ def test_the_configuration_reaches_every_setting_and_a_reload_keeps_the_model(de
 
 
 @pytest.mark.parametrize("settings, says", [(DetectorSettings(hop_s=0.0), "hop"),
-                                            (DetectorSettings(hop_s=0.02), r"hop_s 0.02: shorter than the "
-                                             r"model's STFT hop \(512 samples, 0.0232 s\)"),
+                                            (DetectorSettings(hop_s=0.0232), r"hop_s 0.0232: shorter than "
+                                             r"the model's STFT hop \(512 samples\).*use 0.0233 s or more"),
                                             (DetectorSettings(threshold=1.5), "threshold"),
                                             (DetectorSettings(patience=0), "patience")])
 def test_settings_that_cannot_work_are_one_line_errors(default_model, settings, says):

@@ -4,6 +4,7 @@ mixing, the energy gate, streams shorter than a window, and constant memory."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -56,6 +57,21 @@ def test_windows_every_hop_and_scores_equal_to_the_model_whatever_the_block_size
         assert whole[i].start_s == pytest.approx(o / RATE)
         assert whole[i].rl == pytest.approx(float(direct[0][i]), rel=1e-5)
         assert whole[i].score == pytest.approx(float(direct[2][i]), abs=1e-6)
+
+
+def test_windows_start_on_the_model_frame_grid_nearest_each_hop_and_never_drift(model, bark):
+    """With the model's STFT grid known (every trained model file records it), windows start on it, the
+    point nearest k x hop, so that successive windows share frames; a scorer without one keeps exact starts."""
+    gridded = replace(model, metadata={**model.metadata, "features": {"n_fft": 2048, "hop_length": 512}})
+    engine = Engine(gridded, RATE, EngineSettings(hop_s=0.25, gate_dbfs=-200))
+    windows = run(engine, bark, [3000] * 20)
+    starts = np.array([round(w.start_s * RATE) for w in windows])
+    assert (starts % 512 == 0).all() and len(set(starts)) == len(starts)
+    assert np.abs(starts - 5512.5 * np.arange(len(starts))).max() <= 256
+    day = 4 * 86400  # windows in a day at 0.25 s
+    assert engine._start(day) % 512 == 0 and abs(engine._start(day) - day * 5512.5) <= 256
+    direct = model.module(torch.from_numpy(np.stack([bark[s : s + RATE] for s in starts[:3]])))
+    assert [w.score for w in windows[:3]] == pytest.approx(direct[2].tolist(), abs=1e-6)
 
 
 def test_resamples_and_mixes_any_rate_and_channel_count(model):

@@ -59,5 +59,6 @@ def test_stream_frames_refuse_windows_off_the_grid_or_out_of_order(audio):
     frames.windows([512 * 40], audio[None, 512 * 40 : 512 * 40 + RATE])
     with pytest.raises(ValueError, match="window start 0: before a window already served"):
         frames.windows([0], audio[None, :RATE])
-    with pytest.raises(ValueError, match="n_fft 4096: longer than the window"):
-        StreamFrames(4096, 512, 2048)
+    for n_fft in (4096, 2047):  # longer than the window; odd (its frames reach one sample further right)
+        with pytest.raises(ValueError, match=f"n_fft {n_fft}: frames are shared for an even n_fft"):
+            StreamFrames(n_fft, 512, 2048)

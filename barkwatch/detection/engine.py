@@ -62,8 +62,9 @@ def check_hop(model, hop_s: float) -> None:
     same frame and be scored twice."""
     grid = frame_grid(model)
     if hop_s * model.sample_rate < grid:
-        raise ValueError(f"hop_s {hop_s:g}: shorter than the model's STFT hop ({grid} samples, "
-                         f"{grid / model.sample_rate:.4f} s), on whose grid windows start; use at least that")
+        shortest = math.ceil(grid / model.sample_rate * 1e4) / 1e4
+        raise ValueError(f"hop_s {hop_s:g}: shorter than the model's STFT hop ({grid} samples), on whose grid "
+                         f"windows start; use {shortest:g} s or more")
 
 
 class Engine:
@@ -87,8 +88,10 @@ class Engine:
         check_hop(model, settings.hop_s)
         self.grid = frame_grid(model)
         features = model.metadata.get("features") or {}
-        self._frames = (StreamFrames(int(features["n_fft"]), self.grid, self.window)
-                        if hasattr(model, "score_power") and "n_fft" in features else None)
+        n_fft = int(features.get("n_fft", 0))
+        self._frames = (StreamFrames(n_fft, self.grid, self.window)
+                        if hasattr(model, "score_power") and n_fft and n_fft % 2 == 0 and n_fft <= self.window
+                        else None)
         self._resampler = (soxr.ResampleStream(input_rate, self.rate, 1, dtype="float32", quality="HQ")
                            if input_rate != self.rate else None)
         self._buffer = np.zeros(0, dtype=np.float32)  # samples from absolute index _buffer_start on

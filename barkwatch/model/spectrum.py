@@ -51,8 +51,9 @@ class StreamFrames:
     """
 
     def __init__(self, n_fft: int, hop_length: int, window_samples: int):
-        if n_fft > window_samples:
-            raise ValueError(f"n_fft {n_fft}: longer than the window ({window_samples} samples)")
+        if n_fft > window_samples or n_fft % 2:
+            raise ValueError(f"n_fft {n_fft}: frames are shared for an even n_fft no longer than the window "
+                             f"({window_samples} samples)")
         self.n_fft, self.hop_length = n_fft, hop_length
         self.n_frames = 1 + window_samples // hop_length
         half = n_fft // 2
