@@ -27,7 +27,8 @@ def positive(stats: dict) -> bool:
 def test_quick_run_writes_json_and_markdown_with_numbers(tmp_path):
     began = time.monotonic()
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--only",
-                             "network,detect,startup", "--out", str(tmp_path)],
+                             "network,detect,startup", "--models", "models/default.pt,models/default.onnx",
+                             "--out", str(tmp_path)],
                             capture_output=True, text=True, cwd=REPO, timeout=300)
     took = time.monotonic() - began
     assert result.returncode == 0, result.stderr[-3000:]
@@ -40,7 +41,9 @@ def test_quick_run_writes_json_and_markdown_with_numbers(tmp_path):
     assert not [name for name, b in bench.items() if "error" in b]
 
     rows = {row["name"]: row for row in bench["network"]["rows"]}
-    assert {"seed", "small", "pooled", "medium", "models/default.pt"} <= set(rows)
+    default = "barkwatch/model/default"  # models/default.* name the files there
+    assert {"seed", "small", "pooled", "medium", f"{default}.pt", f"{default}.onnx",
+            f"{default}.onnx, a stream's windows"} <= set(rows)
     for row in rows.values():
         assert set(row["ms_per_window"]) == {"batch1_threads1", "batch1_threads2", "batch8_threads1",
                                              "batch8_threads2"}
@@ -48,7 +51,7 @@ def test_quick_run_writes_json_and_markdown_with_numbers(tmp_path):
         assert row["ratio_to_seed"]["batch1_threads1"] > 0
     assert rows["seed"]["ratio_to_seed"]["batch1_threads1"] == 1.0
     # The model card's counts: the small preset's VAE alone, and the default with its bark network.
-    assert rows["small"]["parameters"] == 273_219 and rows["models/default.pt"]["parameters"] == 320_212
+    assert rows["small"]["parameters"] == 273_219 and rows[f"{default}.pt"]["parameters"] == 320_212
 
     settings = bench["detect"]["settings"]
     assert {(s["threads"], s["gate_dbfs"]) for s in settings} >= {(1, -60.0), (1, -200.0)}

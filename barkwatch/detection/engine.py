@@ -57,6 +57,11 @@ def frame_grid(model) -> int:
     return int((model.metadata.get("features") or {}).get("hop_length", 1))
 
 
+def window_start(k: int, hop: float, grid: int) -> int:
+    """First sample of window ``k`` for a hop of ``hop`` samples: the point of the ``grid`` nearest k x hop."""
+    return grid * int(math.floor(k * hop / grid + 0.5))
+
+
 def check_hop(model, hop_s: float) -> None:
     """Raise ``ValueError`` for a hop shorter than the model's frame grid: successive windows would land on the
     same frame and be scored twice."""
@@ -153,7 +158,7 @@ class Engine:
 
     def _start(self, k: int) -> int:
         """First sample of window ``k``."""
-        return self.grid * int(math.floor(k * self.hop / self.grid + 0.5))
+        return window_start(k, self.hop, self.grid)
 
     def _score(self, windows: list[tuple[int, np.ndarray]]) -> list[WindowScore]:
         if not windows:
