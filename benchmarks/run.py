@@ -347,11 +347,11 @@ def network_worker(spec: dict) -> None:
                 loaded = load_onnx(entry["file"], threads=spec["threads"])
                 n = loaded.window_samples
 
-                def module(x, model=loaded):  # the runtime's own forward: numpy STFT, then the graph
-                    return model.forward(x.numpy())
-
                 if entry.get("stream"):
                     module = stream_scorer(loaded)
+                else:
+                    def module(x, model=loaded):  # the runtime's own forward: numpy STFT, then the graph
+                        return model.forward(x.numpy())
                 row.update(kind="model file, ONNX Runtime" + (", frames once per hop" if entry.get("stream") else ""),
                            preset=loaded.metadata.get("preset"),
                            window_s=loaded.metadata.get("window_s"), hop_s=loaded.metadata.get("hop_s"))
