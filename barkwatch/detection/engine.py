@@ -92,11 +92,9 @@ class Engine:
         self.hop = settings.hop_s * self.rate
         check_hop(model, settings.hop_s)
         self.grid = frame_grid(model)
-        features = model.metadata.get("features") or {}
-        n_fft = int(features.get("n_fft", 0))
+        n_fft = int((model.metadata.get("features") or {}).get("n_fft", 0))
         self._frames = (StreamFrames(n_fft, self.grid, self.window)
-                        if hasattr(model, "score_power") and n_fft and n_fft % 2 == 0 and n_fft <= self.window
-                        else None)
+                        if hasattr(model, "score_power") and StreamFrames.shares(n_fft, self.window) else None)
         self._resampler = (soxr.ResampleStream(input_rate, self.rate, 1, dtype="float32", quality="HQ")
                            if input_rate != self.rate else None)
         self._buffer = np.zeros(0, dtype=np.float32)  # samples from absolute index _buffer_start on

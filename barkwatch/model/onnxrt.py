@@ -34,14 +34,12 @@ class OnnxModel(ModelFileInfo):
 
     def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``WindowScorer`` interface: ``forward`` in float64."""
-        rl, kl, score = self.forward(windows)
-        return rl.astype(np.float64), kl.astype(np.float64), score.astype(np.float64)
+        return tuple(x.astype(np.float64) for x in self.forward(windows))
 
     def score_power(self, power: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``score`` from the windows' power spectrograms (``spectrum.power_spectrum``'s, ``[B, n_fft // 2 + 1,
         frames]``) instead of their samples: the engine computes them once per frame of the stream."""
-        rl, kl, score = self.session.run(None, {ONNX_INPUT: np.asarray(power, dtype=np.float32)})
-        return rl.astype(np.float64), kl.astype(np.float64), score.astype(np.float64)
+        return tuple(x.astype(np.float64) for x in self.session.run(None, {ONNX_INPUT: np.asarray(power, np.float32)}))
 
 
 def is_export_of(model: OnnxModel, source: str | os.PathLike) -> bool:

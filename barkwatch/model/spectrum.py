@@ -50,8 +50,14 @@ class StreamFrames:
     gated, silent one) are simply not computed. Memory: at most one window's frames.
     """
 
+    @staticmethod
+    def shares(n_fft: int, window_samples: int) -> bool:
+        """Whether frames can be shared: an even ``n_fft`` no longer than the window (an odd one's frames
+        reach one sample further right, which the edge arithmetic below does not follow)."""
+        return 0 < n_fft <= window_samples and n_fft % 2 == 0
+
     def __init__(self, n_fft: int, hop_length: int, window_samples: int):
-        if n_fft > window_samples or n_fft % 2:
+        if not self.shares(n_fft, window_samples):
             raise ValueError(f"n_fft {n_fft}: frames are shared for an even n_fft no longer than the window "
                              f"({window_samples} samples)")
         self.n_fft, self.hop_length = n_fft, hop_length
