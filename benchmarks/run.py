@@ -318,7 +318,8 @@ def stream_scorer(model) -> Callable:
             state["k"], state["frames"] = 0, StreamFrames(int(model.metadata["features"]["n_fft"]), grid, n)
             starts = [window_start(i, hop, grid) for i in range(len(x))]
         state["k"] += len(x)
-        return model.score_power(state["frames"].windows(starts, np.stack([stream[s : s + n] for s in starts])))
+        samples = np.stack([stream[s : s + n] for s in starts])
+        return model.score_power(state["frames"].windows(starts, samples), samples)
 
     return score
 

@@ -173,7 +173,7 @@ class Engine:
                 rl[chosen], kl[chosen], score[chosen] = self.model.score(samples)
             else:
                 power = self._frames.windows([windows[i][0] for i in chosen], samples)
-                rl[chosen], kl[chosen], score[chosen] = self.model.score_power(power)
+                rl[chosen], kl[chosen], score[chosen] = self.model.score_power(power, samples)
         return [
             WindowScore(start_s=start / self.rate, end_s=(start + self.window) / self.rate, score=float(score[i]),
                         rl=float(rl[i]), kl=float(kl[i]), level_dbfs=levels[i])

@@ -1,6 +1,6 @@
 """The linear classifier on what the model measures: logistic regression on standardised (log RL, log KL), with
-a jointly trained linear head the latent mean too, and with a bark network its logit as a third column.
-In numpy.
+a jointly trained linear head the latent mean too, with a bark network its logit as a third column, and with
+a YAMNet branch (``yamnet.YamnetBranch``) YAMNet's bark logit as a fourth. In numpy.
 
 It is tiny (a few numbers and a standardisation), so it is fitted here with Newton's method instead of a
 library, and its coefficients are written into the exported model, where ``scorer.Scorer`` applies the same
@@ -35,17 +35,25 @@ class LinearClassifier:
     @property
     def uses_logit(self) -> bool:
         """Whether the third column, a bark network's logit, is part of the score."""
-        return len(self.weight) == 3
+        return len(self.weight) >= 3
 
-    def features(self, rl: np.ndarray, kl: np.ndarray, logit: np.ndarray | None = None) -> np.ndarray:
+    @property
+    def uses_yamnet(self) -> bool:
+        """Whether the fourth column, a YAMNet branch's bark logit, is part of the score."""
+        return len(self.weight) == 4
+
+    def features(self, rl: np.ndarray, kl: np.ndarray, logit: np.ndarray | None = None,
+                 yamnet_logit: np.ndarray | None = None) -> np.ndarray:
         x = log_terms(rl, kl)
         if self.uses_logit:
             x = np.hstack([x, np.asarray(logit, dtype=np.float64)[:, None]])
+        if self.uses_yamnet:
+            x = np.hstack([x, np.asarray(yamnet_logit, dtype=np.float64)[:, None]])
         return (x - np.asarray(self.mean)) / np.asarray(self.std)
 
     def score(self, rl: np.ndarray, kl: np.ndarray, mu: np.ndarray | None = None,
-              logit: np.ndarray | None = None) -> np.ndarray:
-        z = self.features(rl, kl, logit) @ np.asarray(self.weight) + self.bias
+              logit: np.ndarray | None = None, yamnet_logit: np.ndarray | None = None) -> np.ndarray:
+        z = self.features(rl, kl, logit, yamnet_logit) @ np.asarray(self.weight) + self.bias
         if self.mu_weight:
             z = z + np.asarray(mu, dtype=np.float64) @ np.asarray(self.mu_weight)
         return 1.0 / (1.0 + np.exp(-z))

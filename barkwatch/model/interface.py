@@ -13,9 +13,10 @@ ONNX Runtime); so is ``record``'s level detector. A new kind of network therefor
 scorer has none); all three float64. No torch is imported here or by the engine, so a process that scores
 with ONNX Runtime never loads it.
 
-A scorer may also offer ``score_power(power[B, n_fft // 2 + 1, frames])``: the same three numbers from the
-windows' power spectrograms (``model/spectrum.py``), which the engine then computes once per frame of the
-stream instead of once per window (``onnxrt.OnnxModel`` does; torch's own STFT is cheaper than numpy's even
+A scorer may also offer ``score_power(power[B, n_fft // 2 + 1, frames], windows[B, N])``: the same three
+numbers from the windows' power spectrograms (``model/spectrum.py``), which the engine then computes once per
+frame of the stream instead of once per window (the windows come along for a YAMNet branch, which computes
+its own features) (``onnxrt.OnnxModel`` does; torch's own STFT is cheaper than numpy's even
 with the sharing, so ``LoadedModel`` does not).
 """
 

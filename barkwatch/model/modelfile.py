@@ -133,8 +133,14 @@ def python_scorer(loaded: LoadedModel):
                                       bias=c["bias"], threshold=c["threshold"], kind=c["kind"],
                                       mu_weight=tuple(c.get("mu_weight") or ()))
         window = int(meta["window_samples"])
+        branch = None
+        if meta.get("yamnet"):
+            from .yamnet import YamNet, YamnetBranch
+
+            branch = YamnetBranch(YamNet(), features.sample_rate, window)
         scorer = Scorer(Spectrogram(features), VAE(network, features.n_mels, features.frames(window)), window,
-                        classifier, barknet)
+                        classifier, barknet, yamnet=branch,
+                        cascade_logit=float((meta.get("yamnet") or {}).get("cascade_logit", float("-inf"))))
         scorer.load_state_dict(loaded.module.state_dict())
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ModelFileError(f"{path}: cannot be rebuilt with this barkwatch ({str(e).splitlines()[0]})") from e
@@ -150,6 +156,7 @@ def rebuild(path: str | os.PathLike, out: str | os.PathLike) -> Path:
 
 
 ONNX_INPUT = "power"  # the exported graph's input: see export_onnx
+ONNX_WAVE = "wave"  # and, for a model with a YAMNet branch, the windows' samples
 
 
 def export_onnx(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
@@ -162,7 +169,7 @@ def export_onnx(path: str | os.PathLike, out: str | os.PathLike | None = None) -
     on any failure."""
     import torch
 
-    from .scorer import PowerScorer
+    from .scorer import PowerScorer, PowerWaveScorer
 
     loaded = load(path)
     out = Path(out) if out is not None else loaded.path.with_suffix(".onnx")
@@ -176,6 +183,11 @@ def export_onnx(path: str | os.PathLike, out: str | os.PathLike | None = None) -
     # An example batch of 2: torch.export fixes a dimension of size 1 to 1.
     example = torch.zeros(2, int(features["n_fft"]) // 2 + 1, 1 + loaded.window_samples // int(features["hop_length"]))
     batch = torch.export.Dim("batch", min=1, max=4096)
+    if scorer.use_yamnet:  # the cascade's data-dependent batch needs the TorchScript-based exporter
+        module, inputs, names = PowerWaveScorer(scorer).eval(), (example, torch.zeros(2, loaded.window_samples)), \
+            [ONNX_INPUT, ONNX_WAVE]
+    else:
+        module, inputs, names = PowerScorer(scorer).eval(), (example,), [ONNX_INPUT]
     try:
         # The exporter prints its progress and logs what it skips (torchvision's operators); a command's
         # output is its own.
@@ -185,9 +197,9 @@ def export_onnx(path: str | os.PathLike, out: str | os.PathLike | None = None) -
         with _quiet_torchscript(), warnings.catch_warnings(), atomic_path(out) as tmp, \
                 redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore", FutureWarning)
-            program = torch.onnx.export(PowerScorer(scorer).eval(), (example,), dynamo=True, input_names=[ONNX_INPUT],
-                                        output_names=["rl", "kl", "score"], dynamic_shapes=({0: batch},),
-                                        verbose=False)
+            program = torch.onnx.export(module, inputs, dynamo=True, input_names=names,
+                                        output_names=["rl", "kl", "score"],
+                                        dynamic_shapes=tuple({0: batch} for _ in names), verbose=False)
             model = program.model_proto
             meta = {"format_version": FORMAT_VERSION,
                     **{k: v for k, v in loaded.metadata.items() if k != "format_version"},
@@ -298,6 +310,30 @@ def load(path: str | os.PathLike, device: str = "cpu") -> LoadedModel:
             f"{path}: the model cannot be loaded ({str(e).splitlines()[0]}); re-export it with this barkwatch"
         ) from e
     module.eval()
+    metadata = _check_metadata(path, extra[METADATA_NAME])
+    check_yamnet_branch(path, metadata, {k: tuple(v.shape) for k, v in module.state_dict().items()})
     zero_negligible(module)  # files written before save did it run as fast as new ones
-    return LoadedModel(module=module, metadata=_check_metadata(path, extra[METADATA_NAME]), path=path,
-                       sha256=file_hash(path), device=str(device))
+    return LoadedModel(module=module, metadata=metadata, path=path, sha256=file_hash(path), device=str(device))
+
+
+YAMNET_SHAPES = {"yamnet.yamnet.body.0.conv.weight": (32, 1, 3, 3), "yamnet.yamnet.body.26.conv.weight": (1024, 1024, 1, 1),
+                 "yamnet.yamnet.dense.weight": (521, 1024), "yamnet.yamnet.front.mel": (257, 64)}
+
+
+def check_yamnet_branch(path: Path, metadata: dict, shapes: dict[str, tuple[int, ...]]) -> None:
+    """A model file whose metadata and weights disagree about a YAMNet branch (one missing, or of another
+    shape than YAMNet's) is refused with the reason; ``shapes`` are its weights' names and shapes."""
+    said = bool(metadata.get("yamnet"))
+    columns = len((metadata.get("classifier") or {}).get("weight") or ())
+    has = any(k.startswith("yamnet.yamnet.") for k in shapes)
+    if said and not has:
+        raise ModelFileError(f"{path}: its metadata names a YAMNet branch but the file holds none; re-export it")
+    if has and not said:
+        raise ModelFileError(f"{path}: holds a YAMNet branch its metadata does not describe; re-export it")
+    if said and columns != 4:
+        raise ModelFileError(f"{path}: a YAMNet branch needs a classifier with 4 weights, this one has {columns}; "
+                             "re-export it")
+    for name, shape in YAMNET_SHAPES.items() if said else ():
+        if shapes.get(name) != shape:
+            raise ModelFileError(f"{path}: its YAMNet branch is not YAMNet ({name} is {shapes.get(name)}, expected "
+                                 f"{shape}); re-export it from yamnet.tflite")

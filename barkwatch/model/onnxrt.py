@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .modelfile import METADATA_NAME, ONNX_INPUT, ModelFileError, ModelFileInfo, file_hash
+from .modelfile import METADATA_NAME, ONNX_INPUT, ONNX_WAVE, ModelFileError, ModelFileInfo, file_hash
 from .spectrum import power_spectrum
 
 
@@ -29,17 +29,23 @@ class OnnxModel(ModelFileInfo):
         file's ``forward``, its STFT done here in numpy and the rest by the exported graph."""
         features = self.metadata["features"]
         power = power_spectrum(wave, int(features["n_fft"]), int(features["hop_length"]))
-        rl, kl, score = self.session.run(None, {ONNX_INPUT: power})
-        return rl, kl, score
+        return tuple(self.session.run(None, self._inputs(power, wave)))
+
+    def _inputs(self, power: np.ndarray, wave: np.ndarray) -> dict:
+        inputs = {ONNX_INPUT: np.asarray(power, np.float32)}
+        if self.metadata.get("yamnet"):  # the YAMNet branch computes its own features from the samples
+            inputs[ONNX_WAVE] = np.ascontiguousarray(wave, dtype=np.float32)
+        return inputs
 
     def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``WindowScorer`` interface: ``forward`` in float64."""
         return tuple(x.astype(np.float64) for x in self.forward(windows))
 
-    def score_power(self, power: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def score_power(self, power: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``score`` from the windows' power spectrograms (``spectrum.power_spectrum``'s, ``[B, n_fft // 2 + 1,
-        frames]``) instead of their samples: the engine computes them once per frame of the stream."""
-        return tuple(x.astype(np.float64) for x in self.session.run(None, {ONNX_INPUT: np.asarray(power, np.float32)}))
+        frames]``), which the engine computes once per frame of the stream, and the windows themselves (which
+        only a YAMNet branch reads)."""
+        return tuple(x.astype(np.float64) for x in self.session.run(None, self._inputs(power, windows)))
 
 
 def is_export_of(model: OnnxModel, source: str | os.PathLike) -> bool:
@@ -74,7 +80,8 @@ def load_onnx(path: str | os.PathLike, threads: int = 1) -> OnnxModel:
     if not isinstance(metadata, dict) or "window_samples" not in metadata:
         raise ModelFileError(f"{path}: an ONNX model without barkwatch's metadata; export it with "
                              "barkwatch.model.modelfile.export_onnx")
-    if [i.name for i in session.get_inputs()] != [ONNX_INPUT]:
-        raise ModelFileError(f"{path}: exported by an older barkwatch (its input is not the power spectrogram); "
+    expected = [ONNX_INPUT, ONNX_WAVE] if metadata.get("yamnet") else [ONNX_INPUT]
+    if [i.name for i in session.get_inputs()] != expected:
+        raise ModelFileError(f"{path}: exported by an older barkwatch (its inputs are not {', '.join(expected)}); "
                              "export it again with `barkwatch export-onnx`")
     return OnnxModel(session=session, metadata=metadata, path=path, sha256=file_hash(path))

@@ -1,0 +1,124 @@
+"""A YAMNet branch added to a trained model file: AudioSet's ears beside the bark network.
+
+``add_yamnet`` rebuilds a model file's scorer with this version's code, puts a ``YamnetBranch`` beside its
+bark network (YAMNet frozen, its weights from Google's TFLite file), and replaces the linear classifier by the
+weighted mean of two logits: the model's own decision logit ``z`` (what its classifier computed) and YAMNet's
+bark logit ``y``, ``a z + (1 - a) y``. That mean is itself a linear classifier on (log RL, log KL, bark logit,
+YAMNet logit), so it is written as one: the old weights and bias times ``a``, and ``1 - a`` on the new column.
+The weight ``a`` and the cascade's gate are chosen on validation data (``benchmarks/yamnet.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from ..model import modelfile
+from ..model.classifier import LinearClassifier
+from ..model.yamnet import LICENCE, YamnetBranch, from_tflite
+
+# A bark network logit below which YAMNet is not run (``scorer.Scorer``'s cascade): -inf runs it on every window.
+NO_CASCADE = float("-inf")
+
+
+def combined_classifier(old: LinearClassifier, model_weight: float) -> LinearClassifier:
+    """``model_weight * z_old + (1 - model_weight) * yamnet_logit`` as one linear classifier."""
+    if not 0.0 < model_weight <= 1.0:
+        raise ValueError(f"model_weight {model_weight}: must be in (0, 1]")
+    if not old.uses_logit or old.uses_yamnet:
+        raise ValueError("a YAMNet branch goes beside a model with a bark network and no YAMNet branch yet")
+    a = float(model_weight)
+    return LinearClassifier(
+        mean=(*old.mean, 0.0), std=(*old.std, 1.0), weight=(*(a * w for w in old.weight), 1.0 - a),
+        bias=a * old.bias, threshold=old.threshold, kind=old.kind, mu_weight=tuple(a * w for w in old.mu_weight))
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def add_yamnet(model_path: str | os.PathLike, tflite: str | os.PathLike, out: str | os.PathLike,
+               model_weight: float = 0.5, cascade_logit: float = NO_CASCADE, threshold: float | None = None,
+               extra: dict | None = None) -> Path:
+    """Write ``model_path`` with a YAMNet branch to ``out``; ``threshold`` (default: the model's) and
+    ``extra`` metadata (how the weight was chosen, say) go with it. Raises ``yamnet.YamnetFileError`` for a
+    bad TFLite file and ``modelfile.ModelFileError`` for a bad model file, before anything is written."""
+    tflite = Path(tflite)
+    yamnet = from_tflite(tflite)
+    loaded = modelfile.load(model_path)
+    if loaded.metadata.get("yamnet"):
+        raise modelfile.ModelFileError(f"{loaded.path}: already has a YAMNet branch")
+    scorer = modelfile.python_scorer(loaded)
+    member = scorer.members[0]
+    if not member.use_barknet:
+        raise modelfile.ModelFileError(f"{loaded.path}: a YAMNet branch goes beside a bark network; this model has "
+                                       "none (train one with --bark-net)")
+    c = loaded.metadata["classifier"]
+    old = LinearClassifier(mean=tuple(c["mean"]), std=tuple(c["std"]), weight=tuple(c["weight"]), bias=c["bias"],
+                           threshold=c["threshold"], kind=c["kind"], mu_weight=tuple(c.get("mu_weight") or ()))
+    classifier = combined_classifier(old, model_weight)
+    from ..model.scorer import Member, Scorer
+
+    branch = YamnetBranch(yamnet, loaded.sample_rate, loaded.window_samples)
+    combined = Scorer(scorer.features, None, loaded.window_samples,
+                      members=[Member(member.vae, classifier, member.barknet)], yamnet=branch,
+                      cascade_logit=cascade_logit)
+    threshold = loaded.threshold if threshold is None else float(threshold)
+    meta = {k: v for k, v in loaded.metadata.items() if k not in ("format_version", "calibration")}
+    meta.update({
+        "threshold": threshold,
+        "classifier": {**classifier.to_dict(), "threshold": threshold},
+        "yamnet": {
+            "source": tflite.name, "sha1": _sha1(tflite), "licence": LICENCE,
+            "logit": "max(logit[Dog], logit[Bark]) of the last 0.975 s of the window, resampled to 16 kHz inside "
+                     "the model", "frozen": True, "parameters": sum(p.numel() for p in yamnet.parameters()),
+            "model_weight": model_weight, "cascade_logit": cascade_logit,
+            "made_from": {"file": loaded.path.name, "sha256": loaded.sha256},
+            **(extra or {}),
+        },
+    })
+    return modelfile.save(combined, meta, out)
+
+
+# -- a bark head on YAMNet's embedding -------------------------------------------------------------------
+
+def embeddings(branch: YamnetBranch, waves, batch: int = 64, progress: bool = False):
+    """YAMNet's 1,024-d embedding of every window ``waves[n, N]`` (torch, at the model's rate), frozen."""
+    import torch
+    from tqdm import tqdm
+
+    out = []
+    with torch.inference_mode():
+        for first in tqdm(range(0, len(waves), batch), disable=None if progress else True, desc="YAMNet embeddings",
+                          unit="batch", dynamic_ncols=True):
+            out.append(branch.yamnet.embed(branch.patch(waves[first:first + batch])))
+    return torch.cat(out) if out else torch.zeros(0, 1024)
+
+
+def fit_head(x, labels, l2: float = 1e-3, steps: int = 300):
+    """A class-balanced logistic regression ``[1024] -> 1`` on embeddings (L-BFGS, L2 on the weights): the bark
+    head. Returns an ``nn.Linear(1024, 1)``."""
+    import torch
+
+    x = x.float()
+    y = labels.float()
+    w = torch.where(y > 0.5, 0.5 / y.sum(), 0.5 / (1 - y).sum())
+    head = torch.nn.Linear(x.size(1), 1)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    optimiser = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        loss = (w * torch.nn.functional.binary_cross_entropy_with_logits(head(x).squeeze(1), y, reduction="none")).sum()
+        loss = loss + l2 * head.weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return head.eval().requires_grad_(False)

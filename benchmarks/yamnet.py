@@ -1,0 +1,375 @@
+"""YAMNet beside a barkwatch model: measure both on the household mixes once, then compare combinations.
+
+    python benchmarks/yamnet.py measure --model M --tflite T --mix DIR [--holdout FILE --data DIR] --out F.npz
+    python benchmarks/yamnet.py compare --val VAL.npz --test T1.npz [T2.npz ...] [--out F.json]
+
+``measure`` scans a mix exactly as ``household.py evaluate`` does (``barkwatch detect``'s engine: the model's
+hop, windows on its STFT frame grid, gate -60 dBFS) and keeps, for every window, the model's own decision
+logit ``z`` (the logit of its score) and the YAMNet float port's bark logit ``max(logit[Dog], logit[Bark])``
+on the same window (the torch port in ``barkwatch/model/yamnet.py``, the window resampled to 16 kHz inside
+the module, its last 0.975 s). With ``--holdout`` and ``--data``, the same for every window of the held-out
+clips (gate off), for clip ROC AUC.
+
+``compare`` turns those into scorers without scoring again: the model alone (``z``), YAMNet alone (its
+logit), and the weighted means ``a z + (1 - a) yamnet`` for ``a`` in 0.1..0.9 (``a = 0.5`` is the plain mean of
+the two logits). Each is replayed through the event tracker as ``household.py evaluate`` does (the model's
+patience, hold threshold from its clip-balanced point) at about 200 thresholds. The weight and the threshold
+are chosen on the validation mix (the most barks at <= 1 false alarm an hour); the test mixes report them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import household  # noqa: E402  (the script beside this one)
+
+# Dog, Bark, Yip, Howl, Bow-wow, Growling, Whimper (dog) in yamnet_class_map.csv; the first two make the logit.
+DOG_CLASSES = (69, 70, 71, 72, 73, 74, 75)
+WEIGHTS = tuple(round(0.1 * i, 1) for i in range(1, 10))
+BUDGET = 1.0
+
+
+class _Measured:
+    """A ``WindowScorer`` around a loaded model and the YAMNet branch that returns, in place of RL and KL,
+    the model's decision logit and YAMNet's bark logit (the engine keeps both per window)."""
+
+    def __init__(self, model, branch):
+        self.model, self.branch = model, branch
+        self.sample_rate, self.window_samples, self.metadata = model.sample_rate, model.window_samples, model.metadata
+        self.path, self.sha256, self.threshold = model.path, model.sha256, model.threshold
+
+        self.embeddings: list[np.ndarray] = []  # per scored window, in order (float16)
+        self.dog_logits: list[np.ndarray] = []  # AudioSet's dog classes, DOG_CLASSES
+
+    def score(self, windows: np.ndarray):
+        import torch
+
+        _, _, score = self.model.score(windows)
+        with torch.inference_mode():
+            embedding = self.branch.yamnet.embed(self.branch.patch(torch.from_numpy(
+                np.ascontiguousarray(windows, dtype=np.float32))))
+            logits = self.branch.yamnet.dense(embedding)
+        self.embeddings.append(embedding.numpy().astype(np.float16))
+        self.dog_logits.append(logits[:, list(DOG_CLASSES)].numpy())
+        yamnet = torch.maximum(logits[:, DOG_CLASSES[0]], logits[:, DOG_CLASSES[1]]).double().numpy()
+        p = np.clip(score, 1e-12, 1 - 1e-12)
+        return np.log(p / (1 - p)), yamnet, score
+
+    def taken(self) -> tuple[np.ndarray, np.ndarray]:
+        """The embeddings and dog-class logits stashed since the last call."""
+        e, d = np.concatenate(self.embeddings), np.concatenate(self.dog_logits)
+        self.embeddings, self.dog_logits = [], []
+        return e, d
+
+
+def measure(model_path: Path, tflite: Path, mix: Path, data: Path | None, holdout: Path | None, out: Path) -> None:
+    import torch
+
+    from barkwatch.model.modelfile import load
+    from barkwatch.model.yamnet import YamnetBranch, from_tflite
+
+    torch.set_flush_denormal(True)
+    model = load(model_path)
+    scorer = _Measured(model, YamnetBranch(from_tflite(tflite), model.sample_rate, model.window_samples).eval())
+    hop_s = float(model.metadata.get("hop_s", 0.25))
+    windows = household.score_mix(mix / household.read_truth(mix).get("audio", household.MIX_NAME), scorer, hop_s,
+                                  progress=True)
+    arrays = {
+        "start_s": np.array([w.start_s for w in windows]), "end_s": np.array([w.end_s for w in windows]),
+        "level_dbfs": np.array([w.level_dbfs for w in windows]),
+        "z": np.array([w.rl for w in windows]), "yamnet": np.array([w.kl for w in windows]),
+    }
+    # The scorer saw only the windows the gate let through, in order.
+    arrays["embedding"], arrays["dog_logits"] = scorer.taken()
+    arrays["scored"] = arrays["level_dbfs"] >= household.GATE_DBFS
+    assert arrays["scored"].sum() == len(arrays["embedding"])
+    if data is not None and holdout is not None:
+        from barkwatch.detection.engine import Engine, EngineSettings
+        import soundfile as sf
+
+        clips = household.held_out_clips(data, holdout)
+        clip_z, clip_y, labels = [], [], []
+        for c in clips:
+            audio, rate = sf.read(str(data / c.file), dtype="float32", always_2d=True)
+            engine = Engine(scorer, rate, EngineSettings(hop_s=hop_s, gate_dbfs=-math.inf))
+            scored = engine.feed(audio) + engine.finish()
+            clip_z.append([w.rl for w in scored])
+            clip_y.append([w.kl for w in scored])
+            labels.append(c.label == "dog")
+        arrays["clip_labels"] = np.array(labels)
+        arrays["clip_index"] = np.repeat(np.arange(len(clips)), [len(z) for z in clip_z])
+        arrays["clip_z"] = np.concatenate(clip_z)
+        arrays["clip_yamnet"] = np.concatenate(clip_y)
+        arrays["clip_embedding"], arrays["clip_dog_logits"] = scorer.taken()
+    meta = {"mix": str(mix), "model": str(model_path), "sha256": model.sha256, "hop_s": hop_s,
+            "patience": int(model.metadata.get("patience", 2)),
+            "hold": household.model_hold_threshold(model.metadata), "threshold": model.threshold,
+            "yamnet": "float torch port (barkwatch/model/yamnet.py) of " + str(tflite)}
+    np.savez(out, meta=json.dumps(meta), **arrays)
+    print(f"{out}: {len(windows)} windows of {mix}")
+
+
+def training_embeddings(model_path: Path, tflite: Path, data: Path, exclude: list[Path], copies: int,
+                        out: Path) -> None:
+    """YAMNet's embeddings of the default model's own training windows (its recipe in models/README.md: the
+    development set less the test and validation recordings, 8 windows a clip, split 0.85/0.15 by recording,
+    seed 0), each placed in a room ``copies`` times as its training did (``--scene``, a pink floor at -70..-55
+    dBFS, low-pass and time shift with chance 0.5)."""
+    import torch
+
+    from barkwatch.model.modelfile import load
+    from barkwatch.model.yamnet import YamnetBranch, from_tflite
+    from barkwatch.training import train as training
+    from barkwatch.training.yamnet import embeddings
+
+    excluded = frozenset().union(*(household.read_holdout(p) for p in exclude))
+    config = training.TrainConfig(positives=data / "dog", negatives=data / "other", out=out.with_suffix(".pt"),
+                                  window_s=1, max_windows_per_clip=8, other_active_db=100.0, scene=True,
+                                  floor_dbfs=(-70.0, -55.0), lowpass_p=0.5, shift_p=0.5, split=(0.85, 0.15, 0.0),
+                                  objective="joint", exclude_sources=excluded, seed=0)
+    clips, _ = training.read_clips(config)
+    splits = training.split_groups(clips, config.split, config.seed)
+    model = load(model_path)
+    branch = YamnetBranch(from_tflite(tflite), model.sample_rate, model.window_samples).eval()
+    arrays = {}
+    for name in ("train", "val"):
+        windows = training.Windows.of(splits[name])
+        parts = [windows, training.augmented(windows, config, copies if name == "train" else 1)]
+        waves = torch.cat([p.waves for p in parts])
+        arrays[f"{name}_x"] = embeddings(branch, waves, progress=True).numpy().astype(np.float16)
+        arrays[f"{name}_y"] = torch.cat([p.labels for p in parts]).numpy()
+        arrays[f"{name}_clip"] = np.concatenate([p.clip_index for p in parts])
+        print(f"{name}: {len(waves)} windows ({int(arrays[f'{name}_y'].sum())} barks)", flush=True)
+    np.savez(out, **arrays)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+def features(arrays: dict, head=None, prefix: str = "") -> dict[str, np.ndarray]:
+    """Per window: the model's logit ``z``, YAMNet's max(Dog, Bark) logit ``y``, the max over its seven dog
+    classes ``dogs`` and, given a trained head ``(mean, std, weight, bias)`` on the embedding, ``head``.
+    ``prefix`` "clip_" for the held-out clips' windows."""
+    out = {"z": arrays[prefix + "z"], "y": arrays[prefix + "yamnet"]}
+    dogs = arrays.get(prefix + "dog_logits")
+    embedding = arrays.get(prefix + "embedding")
+    scored = arrays["scored"] if not prefix else np.ones(len(out["z"]), bool)
+    if dogs is not None:
+        out["dogs"] = np.full(len(scored), -30.0)
+        out["dogs"][scored] = dogs.max(axis=1)
+    if head is not None and embedding is not None:
+        mean, std, weight, bias = head
+        out["head"] = np.full(len(scored), -30.0)
+        out["head"][scored] = ((embedding.astype(np.float64) - mean) / std) @ weight + bias
+    return out
+
+
+def scorers(available: set[str]) -> dict[str, callable]:
+    """name -> function of the features -> decision logit: each measure alone, and the weighted means
+    ``a z + (1 - a) m`` of the model's logit and each YAMNet measure ``m``."""
+    named = {name: (lambda n: lambda f: f[n])(name) for name in ("z", "y", "dogs", "head") if name in available}
+    for m in ("y", "dogs", "head"):
+        if m in available:
+            for a in WEIGHTS:
+                named[f"{a}z+{1 - a:.1f}{m}"] = (lambda a, m: lambda f: a * f["z"] + (1 - a) * f[m])(a, m)
+    return named
+
+
+def evaluate(arrays: dict, combine, hold_z: float | None, threshold: float | None = None, head=None) -> dict:
+    from barkwatch.detection.engine import WindowScore
+    from barkwatch.detection.events import TrackerSettings
+    from barkwatch.training import metrics
+
+    meta = json.loads(str(arrays["meta"]))
+    truth = household.read_truth(Path(meta["mix"]))
+    gated = arrays["level_dbfs"] < household.GATE_DBFS
+    scores = np.where(gated, 0.0, _sigmoid(combine(features(arrays, head))))
+    windows = [WindowScore(start_s=float(s), end_s=float(e), score=float(p), rl=math.nan, kl=math.nan,
+                           level_dbfs=float(lv))
+               for s, e, p, lv in zip(arrays["start_s"], arrays["end_s"], scores, arrays["level_dbfs"])]
+    barks = [household.Bark(b["onset_s"], b["offset_s"], household.salience_of(truth, b["file"])) for b in truth["barks"]]
+    segments = [household.Segment(s["start_s"], s["end_s"], s["category"]) for s in truth["backgrounds"]]
+    hours = float(truth["duration_s"]) / 3600.0
+    collar_s = float(arrays["end_s"][0] - arrays["start_s"][0])
+    hold = float(_sigmoid(np.array(hold_z))) if hold_z is not None else None
+    tracker = TrackerSettings(threshold=0.5, patience=int(meta["patience"]), hold_threshold=hold)
+    points = household.sweep(windows, barks, segments, hours, household.thresholds_for(list(scores)), collar_s,
+                             tracker)
+    result = {"mix": meta["mix"], "at_most_2_per_hour": _summary(household.best_point(points, 2.0)),
+              "at_most_0.5_per_hour": _summary(household.best_point(points, 0.5)),
+              "at_most_1_per_hour": _summary(household.best_point(points, BUDGET)),
+              "windows_gated": int(gated.sum()), "windows": len(scores)}
+    if threshold is not None:
+        result["at_threshold"] = _summary(household.score_events(household.events_at(windows, threshold, tracker),
+                                                                 barks, segments, hours, threshold, collar_s))
+    if "clip_labels" in arrays:
+        clip_scores = combine(features(arrays, head, "clip_"))
+        best = np.full(len(arrays["clip_labels"]), -np.inf)
+        np.maximum.at(best, arrays["clip_index"], clip_scores)
+        result["clip_roc_auc"] = metrics.roc_auc(arrays["clip_labels"].astype(bool), best)
+    return result
+
+
+def fit_head_on(path: Path, l2s=(1e-4, 1e-3, 1e-2, 1e-1)):
+    """The bark head on YAMNet's embedding, fitted on ``embeddings``' training windows; its L2 chosen by clip
+    ROC AUC on the early-stopping split. Returns (mean, std, weight, bias) in numpy and a description."""
+    import torch
+
+    from barkwatch.training import metrics
+    from barkwatch.training.yamnet import fit_head
+
+    d = np.load(path)
+    x = d["train_x"].astype(np.float32)
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-3
+    xt = torch.from_numpy((x - mean) / std)
+    xv = torch.from_numpy((d["val_x"].astype(np.float32) - mean) / std)
+    best = None
+    for l2 in l2s:
+        head = fit_head(xt, torch.from_numpy(d["train_y"]), l2=l2)
+        with torch.no_grad():
+            logit = head(xv).squeeze(1).numpy()
+        scores = np.full(int(d["val_clip"].max()) + 1, -np.inf)
+        labels = np.zeros(len(scores), bool)
+        np.maximum.at(scores, d["val_clip"], logit)
+        labels[d["val_clip"]] = d["val_y"] > 0.5
+        auc = metrics.roc_auc(labels, scores)
+        print(f"head l2={l2:g}: early-stopping clip ROC AUC {auc:.4f}", flush=True)
+        if best is None or auc > best[0]:
+            best = (auc, l2, head)
+    auc, l2, head = best
+    return (mean, std, head.weight.detach().numpy()[0].astype(np.float64), float(head.bias)), {"l2": l2, "auc": auc}
+
+
+def compare(val: Path, tests: list[Path], out: Path | None, head_data: Path | None = None) -> dict:
+    val_arrays = dict(np.load(val))
+    meta = json.loads(str(val_arrays["meta"]))
+    hold_z = math.log(meta["hold"] / (1 - meta["hold"])) if meta.get("hold") else None
+    report: dict = {"validation": {}, "tests": {}, "hold_logit": hold_z}
+    head = None
+    if head_data is not None:
+        head, report["head"] = fit_head_on(head_data)
+    named = scorers(set(features(val_arrays, head)))
+    for name, combine in named.items():
+        report["validation"][name] = evaluate(val_arrays, combine, hold_z, head=head)
+        p = report["validation"][name]["at_most_1_per_hour"]
+        print(f"validation  {name:12s}  <=1/h: {_fmt(p)}   <=2/h: {_fmt(report['validation'][name]['at_most_2_per_hour'])}",
+              flush=True)
+    combos = [n for n in named if "+" in n]
+    chosen = max(combos, key=lambda n: ((report["validation"][n]["at_most_1_per_hour"] or {}).get("recall") or 0.0))
+    report["chosen"] = chosen
+    for test in tests:
+        arrays = dict(np.load(test))
+        for name in [n for n in ("z", "y", "dogs", "head", "0.5z+0.5y") if n in named] + [chosen]:
+            p = report["validation"][name]["at_most_1_per_hour"]
+            threshold = p["threshold"] if p else None
+            r = evaluate(arrays, named[name], hold_z, threshold, head=head)
+            report["tests"].setdefault(str(test), {})[name] = r
+            print(f"{test.name:12s} {name:12s} at the validation threshold: {_fmt(r.get('at_threshold'))}   "
+                  f"<=2/h: {_fmt(r['at_most_2_per_hour'])}   <=0.5/h: {_fmt(r['at_most_0.5_per_hour'])}   "
+                  f"AUC {r.get('clip_roc_auc', float('nan')):.3f}", flush=True)
+    if out is not None:
+        out.write_text(json.dumps(report, indent=1, default=float))
+    return report
+
+
+def _summary(p) -> dict | None:
+    if p is None:
+        return None
+    s = p.summary()
+    return {k: s[k] for k in ("threshold", "recall", "recall_foreground", "recall_background",
+                              "false_alarms_per_hour", "delay_median_s", "delay_p95_s", "false_alarms_by_category")}
+
+
+def cascade_gate(val: Path, model_weight: float, threshold: float, margin: float) -> tuple[float, dict]:
+    """The cascade's gate for ``a = model_weight``: the lowest logit without YAMNet (``a z``) of any validation
+    window the full model scores at or above ``threshold`` (a probability), less ``margin``; and how often
+    YAMNet then runs there."""
+    d = dict(np.load(val))
+    scored = d["scored"]
+    partial = model_weight * d["z"][scored]
+    full = partial + (1 - model_weight) * d["yamnet"][scored]
+    above = full >= math.log(threshold / (1 - threshold))
+    gate = float(partial[above].min()) - margin
+    return gate, {"validation_windows_above": int(above.sum()), "lowest_partial_logit_above": float(partial[above].min()),
+                  "margin": margin, "share_run_on_validation": float((partial >= gate).mean())}
+
+
+def build(model: Path, tflite: Path, val: Path, report: Path, name: str, margin: float, out: Path) -> None:
+    """The model with a YAMNet branch: the weight of the combination ``name`` of ``compare``'s report
+    (``0.4z+0.6y``), its cascade gate from the validation windows above the lower of its threshold there and
+    the model's hold threshold, ``margin`` below. The threshold itself is calibrated afterwards
+    (``household.py evaluate`` and ``calibrate`` on the validation mix)."""
+    from barkwatch.training.yamnet import add_yamnet
+
+    result = json.loads(report.read_text())
+    weight = float(name.split("z+")[0])
+    point = result["validation"][name]["at_most_1_per_hour"]
+    meta = json.loads(str(np.load(val)["meta"]))
+    lowest = min(point["threshold"], meta["hold"] or 1.0)
+    gate, evidence = cascade_gate(val, weight, lowest, margin)
+    add_yamnet(model, tflite, out, model_weight=weight, cascade_logit=gate, threshold=point["threshold"],
+               extra={"chosen_on": {"mix": point and result["validation"][name]["mix"], "combination": name,
+                                    "recall_at_most_1_per_hour": point["recall"], "cascade": evidence}})
+    print(f"{out}: a = {weight}, cascade gate {gate:.3f} (YAMNet runs on {evidence['share_run_on_validation']:.0%} "
+          f"of the validation mix's scored windows)")
+
+
+def _fmt(p: dict | None) -> str:
+    if not p:
+        return "none"
+    return (f"{p['recall']:.2f} ({p['recall_foreground']:.2f}) at {p['false_alarms_per_hour']:.1f}/h, "
+            f"delay {p['delay_median_s'] if p['delay_median_s'] is not None else float('nan'):.2f} s")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="yamnet.py", description=__doc__.split("\n\n", 1)[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("measure")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--tflite", type=Path, required=True)
+    p.add_argument("--mix", type=Path, required=True)
+    p.add_argument("--data", type=Path)
+    p.add_argument("--holdout", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p = commands.add_parser("embeddings")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--tflite", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--exclude", type=Path, nargs="+", required=True)
+    p.add_argument("--copies", type=int, default=3)
+    p.add_argument("--out", type=Path, required=True)
+    p = commands.add_parser("build")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--tflite", type=Path, required=True)
+    p.add_argument("--val", type=Path, required=True)
+    p.add_argument("--report", type=Path, required=True)
+    p.add_argument("--combination", default="0.4z+0.6y")
+    p.add_argument("--margin", type=float, default=0.2)
+    p.add_argument("--out", type=Path, required=True)
+    p = commands.add_parser("compare")
+    p.add_argument("--val", type=Path, required=True)
+    p.add_argument("--test", type=Path, nargs="+", required=True)
+    p.add_argument("--head", type=Path, help="an `embeddings` file: fit a bark head on YAMNet's embedding")
+    p.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "measure":
+        measure(args.model, args.tflite, args.mix, args.data, args.holdout, args.out)
+    elif args.command == "build":
+        build(args.model, args.tflite, args.val, args.report, args.combination, args.margin, args.out)
+    elif args.command == "embeddings":
+        training_embeddings(args.model, args.tflite, args.data, args.exclude, args.copies, args.out)
+    else:
+        compare(args.val, args.test, args.out, args.head)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
