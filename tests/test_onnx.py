@@ -120,9 +120,9 @@ def test_missing_foreign_and_unlabelled_files_are_refused_naming_them(tmp_path, 
     with pytest.raises(modelfile.ModelFileError, match="bare.onnx: an ONNX model without barkwatch's metadata"):
         load_onnx(tmp_path / "bare.onnx")
     older = onnx.load(str(exported[1]))
-    older.graph.input[0].name = "wave"  # what the first exports took: samples, the STFT inside
+    older.graph.input[0].name = "samples"  # inputs other than the ones this barkwatch writes (power[, wave])
     for node in older.graph.node:
-        node.input[:] = ["wave" if name == "power" else name for name in node.input]
+        node.input[:] = ["samples" if name == "power" else name for name in node.input]
     onnx.save(older, str(tmp_path / "older.onnx"))
     with pytest.raises(modelfile.ModelFileError, match="older.onnx: exported by an older barkwatch"):
         load_onnx(tmp_path / "older.onnx")

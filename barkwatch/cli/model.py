@@ -65,6 +65,11 @@ def train(
     objective: str = typer.Option("one-class", "--objective", help="one-class: the VAE learns the barks alone "
                                   "(the notebook); joint: it learns all sounds with a bark head on its latent mean."),
     head_weight: float = typer.Option(1.0, "--head-weight", help="Joint objective: weight of the bark head."),
+    yamnet: Optional[Path] = typer.Option(None, "--yamnet", help="Put YAMNet (AudioSet's classifier, frozen) "
+                                          "beside the bark network: its weights from yamnet.tflite or a model "
+                                          "file that has them; a model trained --init from one keeps its branch."),
+    yamnet_weight: Optional[float] = typer.Option(None, "--yamnet-weight", help="With --yamnet: the weight of "
+                                                  "the model's own logit against YAMNet's (default 0.4)."),
     bark_net: str = typer.Option("none", "--bark-net", help="Joint: the bark head. none: a linear head on the "
                                  "VAE's latent mean; cnn or cnn-wide: a small convolutional network on the "
                                  "spectrogram, whose logit joins log RL and log KL in the classifier; cnn-pcen: "
@@ -168,10 +173,13 @@ def train(
                          focal_gamma=focal, bark_weight=bark_weight, bark_net=bark_net,
                          batch_size=batch_size, weight_decay=weight_decay, max_minutes=max_minutes, min_epochs=min_epochs,
                          max_windows_per_clip=windows_per_clip, device=device, seed=seed,
-                         exclude_sources=excluded, progress=not quiet)
+                         exclude_sources=excluded, yamnet=yamnet, yamnet_weight=yamnet_weight,
+                         progress=not quiet)
+    from ..model.yamnet import YamnetFileError
+
     try:
         result = run_training(config)
-    except (TrainingError, ModelFileError) as e:
+    except (TrainingError, ModelFileError, YamnetFileError) as e:
         fail(str(e))
     test = result.metadata["metrics"].get("test", {})
     auc = test.get("roc_auc")
@@ -228,6 +236,14 @@ def inspect(
         f"{training.get('epochs')} epochs on {training.get('device')} in {training.get('seconds')} s",
         f"onnx export  {onnx_export_status(model)}",
     ]
+    yamnet = meta.get("yamnet")
+    if yamnet:
+        lines.insert(4, f"yamnet       YAMNet's bark logit, {yamnet.get('logit')}; weights from {yamnet.get('source')} "
+                        f"(sha1 {str(yamnet.get('sha1'))[:12]}), {yamnet.get('parameters', 0):,} parameters, "
+                        f"{'frozen' if yamnet.get('frozen') else 'fine-tuned'}; {yamnet.get('licence')}")
+        lines.insert(5, f"combination  {yamnet.get('model_weight')} x the model's own logit + "
+                        f"{1 - float(yamnet.get('model_weight', 1)):.2f} x YAMNet's; YAMNet runs where the model's "
+                        f"own logit is at least {float(yamnet.get('cascade_logit', float('-inf'))):.3f}")
     for split, m in meta.get("metrics", {}).items():
         auc = m.get("roc_auc")
         bacc = m.get("balanced_accuracy")

@@ -197,6 +197,7 @@ def export_onnx(path: str | os.PathLike, out: str | os.PathLike | None = None) -
         with _quiet_torchscript(), warnings.catch_warnings(), atomic_path(out) as tmp, \
                 redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)  # the exporter on two inputs sharing the batch axis
             program = torch.onnx.export(module, inputs, dynamo=True, input_names=names,
                                         output_names=["rl", "kl", "score"],
                                         dynamic_shapes=tuple({0: batch} for _ in names), verbose=False)

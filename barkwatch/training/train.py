@@ -103,6 +103,8 @@ class TrainConfig:
     ensemble: int = 1  # VAEs trained with different seeds, their probabilities averaged
     max_minutes: float | None = None  # stop when another epoch would pass this; the best epoch so far is kept
     min_epochs: int = 0  # early stopping waits at least this long (a validation loss that jumps early on)
+    yamnet: Path | None = None  # a YAMNet branch beside the bark network: yamnet.tflite or a model that has one
+    yamnet_weight: float | None = None  # the model's own logit against YAMNet's (None: the --init's, or 0.4)
     progress: bool = True
 
     def validate(self) -> None:
@@ -112,6 +114,10 @@ class TrainConfig:
             raise TrainingError(f"--objective {self.objective}: choose {' or '.join(OBJECTIVES)}")
         if self.bark_net != "none" and self.bark_net not in BARKNETS:
             raise TrainingError(f"--bark-net {self.bark_net}: choose none or {', '.join(BARKNETS)}")
+        if self.yamnet is not None and self.bark_net == "none":
+            raise TrainingError("--yamnet goes beside a bark network: add --bark-net cnn-pcen (the default's)")
+        if self.yamnet_weight is not None and not 0 < self.yamnet_weight <= 1:
+            raise TrainingError(f"--yamnet-weight {self.yamnet_weight}: give a weight in (0, 1]")
         if self.bark_net != "none" and self.objective != "joint":
             raise TrainingError("--bark-net needs --objective joint: the network learns barks against other sounds")
         if self.bark_net in BARKNETS and BARKNETS[self.bark_net].front != "db" and self.normalisation != "db":
@@ -752,6 +758,9 @@ def _from_init(config: TrainConfig) -> tuple[TrainConfig, dict[str, torch.Tensor
         if bark_net not in BARKNETS:
             raise TrainingError(f"--init {config.init}: bark network {bark_net!r} is not one this version trains")
         changes["bark_net"] = bark_net
+    yamnet = metadata.get("yamnet")
+    if yamnet and config.yamnet is None:  # an owner's model keeps the default's AudioSet ears
+        changes.update(yamnet=Path(config.init), yamnet_weight=config.yamnet_weight or yamnet.get("model_weight"))
     training = metadata.get("training") or {}
     aug = training.get("augmentation")
     if isinstance(aug, dict):
@@ -796,6 +805,10 @@ def train(config: TrainConfig) -> TrainResult:
     initial = initial_head = None
     if config.init is not None:
         config, initial, initial_head = _from_init(config)
+    if config.yamnet is not None:
+        from .yamnet import yamnet_from
+
+        yamnet_from(config.yamnet)  # a bad file fails now, before minutes of training, with nothing written
     features = FeatureParams(normalisation=config.normalisation)
     spectrogram = Spectrogram(features).to(device)
     n_samples = window_samples(config.window_s, features.sample_rate)
@@ -942,6 +955,11 @@ def train(config: TrainConfig) -> TrainResult:
     }
     config.out.parent.mkdir(parents=True, exist_ok=True)
     modelfile.save(scorer, metadata, config.out)
+    if config.yamnet is not None:
+        from .yamnet import DEFAULT_MODEL_WEIGHT, branch_after_training
+
+        metadata = branch_after_training(config.out, config.yamnet, config.yamnet_weight or DEFAULT_MODEL_WEIGHT,
+                                         {s: windows[s] for s in SPLITS if splits[s]})
 
     if config.report is not None:
         from .report import write_training_report

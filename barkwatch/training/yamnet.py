@@ -16,10 +16,13 @@ from pathlib import Path
 
 from ..model import modelfile
 from ..model.classifier import LinearClassifier
-from ..model.yamnet import LICENCE, YamnetBranch, from_tflite
+from ..model.yamnet import LICENCE, YamNet, YamnetBranch, YamnetFileError, from_tflite
 
-# A bark network logit below which YAMNet is not run (``scorer.Scorer``'s cascade): -inf runs it on every window.
+# A logit below which YAMNet is not run (``scorer.Scorer``'s cascade): -inf runs it on every window.
 NO_CASCADE = float("-inf")
+# The weight of the model's own logit against YAMNet's, chosen for the shipped default on the validation mix
+# (benchmarks/quality.md); ``train --yamnet`` uses it unless told otherwise or started from a model with one.
+DEFAULT_MODEL_WEIGHT = 0.4
 
 
 def combined_classifier(old: LinearClassifier, model_weight: float) -> LinearClassifier:
@@ -34,6 +37,30 @@ def combined_classifier(old: LinearClassifier, model_weight: float) -> LinearCla
         bias=a * old.bias, threshold=old.threshold, kind=old.kind, mu_weight=tuple(a * w for w in old.mu_weight))
 
 
+def yamnet_from(source: str | os.PathLike) -> tuple[YamNet, dict]:
+    """YAMNet's weights from Google's TFLite file, or from a model file that already has a YAMNet branch (an
+    owner's model trained from the shipped default, which needs no TFLite file); and where they came from."""
+    source = Path(source)
+    if source.suffix.lower() == ".tflite" or not source.is_file():
+        return from_tflite(source), {"source": source.name, "sha1": _sha1(source) if source.is_file() else None}
+    loaded = modelfile.load(source)
+    provenance = loaded.metadata.get("yamnet")
+    if not provenance:
+        raise YamnetFileError(f"{source}: a model file without a YAMNet branch; give yamnet.tflite or a model "
+                              "that has one (the shipped default)")
+    net = YamNet()
+    prefix = "yamnet.yamnet."
+    net.load_state_dict({k[len(prefix):]: v for k, v in loaded.module.state_dict().items() if k.startswith(prefix)})
+    return net.eval(), {"source": provenance.get("source"), "sha1": provenance.get("sha1"),
+                        "via": {"file": loaded.path.name, "sha256": loaded.sha256}}
+
+
+def _local_now() -> str:
+    from datetime import datetime
+
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
 def _sha1(path: Path) -> str:
     digest = hashlib.sha1()
     with open(path, "rb") as f:
@@ -42,14 +69,14 @@ def _sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
-def add_yamnet(model_path: str | os.PathLike, tflite: str | os.PathLike, out: str | os.PathLike,
+def add_yamnet(model_path: str | os.PathLike, yamnet_source: str | os.PathLike, out: str | os.PathLike,
                model_weight: float = 0.5, cascade_logit: float = NO_CASCADE, threshold: float | None = None,
                extra: dict | None = None) -> Path:
-    """Write ``model_path`` with a YAMNet branch to ``out``; ``threshold`` (default: the model's) and
-    ``extra`` metadata (how the weight was chosen, say) go with it. Raises ``yamnet.YamnetFileError`` for a
-    bad TFLite file and ``modelfile.ModelFileError`` for a bad model file, before anything is written."""
-    tflite = Path(tflite)
-    yamnet = from_tflite(tflite)
+    """Write ``model_path`` with a YAMNet branch (weights from ``yamnet_source``: ``yamnet_from``) to ``out``;
+    ``threshold`` (default: the model's) and ``extra`` metadata (how the weight was chosen, say) go with it.
+    Raises ``yamnet.YamnetFileError`` for a bad TFLite file and ``modelfile.ModelFileError`` for a bad model
+    file, before anything is written."""
+    yamnet, provenance = yamnet_from(yamnet_source)
     loaded = modelfile.load(model_path)
     if loaded.metadata.get("yamnet"):
         raise modelfile.ModelFileError(f"{loaded.path}: already has a YAMNet branch")
@@ -72,17 +99,57 @@ def add_yamnet(model_path: str | os.PathLike, tflite: str | os.PathLike, out: st
     meta = {k: v for k, v in loaded.metadata.items() if k not in ("format_version", "calibration")}
     meta.update({
         "threshold": threshold,
+        # The model's hold threshold was for its own score's scale; the combined score has another.
+        "hold_threshold": None,
+        "parameters": int(loaded.metadata.get("parameters", 0)) + sum(p.numel() for p in yamnet.parameters()),
         "classifier": {**classifier.to_dict(), "threshold": threshold},
         "yamnet": {
-            "source": tflite.name, "sha1": _sha1(tflite), "licence": LICENCE,
+            **provenance, "licence": LICENCE,
             "logit": "max(logit[Dog], logit[Bark]) of the last 0.975 s of the window, resampled to 16 kHz inside "
                      "the model", "frozen": True, "parameters": sum(p.numel() for p in yamnet.parameters()),
             "model_weight": model_weight, "cascade_logit": cascade_logit,
-            "made_from": {"file": loaded.path.name, "sha256": loaded.sha256},
+            "made_from": {"file": loaded.path.name, "sha256": loaded.sha256, "created": loaded.metadata.get("created")},
+            "added": _local_now(),
             **(extra or {}),
         },
     })
     return modelfile.save(combined, meta, out)
+
+
+def branch_after_training(out: Path, yamnet_source: Path, model_weight: float, splits: dict) -> dict:
+    """``barkwatch train --yamnet``: the model just written to ``out`` gets the branch (no cascade: a gate
+    needs a validation mix), its threshold again the best balanced accuracy on the validation split's clips,
+    and its clip metrics measured again with the branch. ``splits``: split name -> ``train.Windows``. Returns
+    the new metadata."""
+    import numpy as np
+
+    from .metrics import best_threshold, summarise
+
+    add_yamnet(out, yamnet_source, out, model_weight=model_weight)
+    model = modelfile.load(out)
+
+    def clip_scores(windows) -> tuple[np.ndarray, np.ndarray]:
+        scores = np.concatenate([model.score(windows.waves[i:i + 64].numpy())[2]
+                                 for i in range(0, len(windows.waves), 64)])
+        best = np.full(int(windows.clip_index.max()) + 1, -np.inf)
+        labels = np.zeros(len(best), dtype=int)
+        np.maximum.at(best, windows.clip_index, scores)
+        labels[windows.clip_index] = windows.labels.numpy()
+        return labels, best
+
+    meta = dict(model.metadata)
+    labels, scores = clip_scores(splits["val"])
+    threshold = best_threshold(labels, scores) if 0 < labels.sum() < len(labels) else meta["threshold"]
+    metrics = dict(meta.get("metrics") or {})
+    for name, windows in splits.items():
+        if len(windows.waves):
+            split_labels, split_scores = clip_scores(windows)
+            metrics[name] = {**metrics.get(name, {}), **summarise(split_labels, split_scores, threshold),
+                             "with_yamnet": True}
+    changes = {"threshold": threshold, "classifier": {**meta["classifier"], "threshold": threshold},
+               "metrics": metrics}
+    modelfile.update_metadata(out, out, changes)
+    return {**meta, **changes}
 
 
 # -- a bark head on YAMNet's embedding -------------------------------------------------------------------
