@@ -50,8 +50,8 @@ def test_quick_run_writes_json_and_markdown_with_numbers(tmp_path):
         assert all(positive(s) for s in row["ms_per_window"].values())
         assert row["ratio_to_seed"]["batch1_threads1"] > 0
     assert rows["seed"]["ratio_to_seed"]["batch1_threads1"] == 1.0
-    # The model card's counts: the small preset's VAE alone, and the default with its bark network.
-    assert rows["small"]["parameters"] == 273_219 and rows[f"{default}.pt"]["parameters"] == 320_212
+    # The model card's counts: the small preset's VAE alone, and the default with its bark network and YAMNet.
+    assert rows["small"]["parameters"] == 273_219 and rows[f"{default}.pt"]["parameters"] == 320_212 + 3_729_481
 
     settings = bench["detect"]["settings"]
     assert {(s["threads"], s["gate_dbfs"]) for s in settings} >= {(1, -60.0), (1, -200.0)}
