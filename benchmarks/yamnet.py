@@ -2,6 +2,7 @@
 
     python benchmarks/yamnet.py measure --model M --tflite T --mix DIR [--holdout FILE --data DIR] --out F.npz
     python benchmarks/yamnet.py embeddings --model M --tflite T --data DIR --exclude FILE... --out F.npz
+    python benchmarks/yamnet.py finetune --model M --tflite T --data DIR --exclude FILE... --mixes VAL.npz --out DIR/ft
     python benchmarks/yamnet.py compare --val VAL.npz --test T1.npz [T2.npz ...] [--head F.npz] [--out F.json]
     python benchmarks/yamnet.py build --model M --tflite T --val VAL.npz --report F.json --out M2
     python benchmarks/yamnet.py quiet-room [--minutes 10] [--dbfs -50] --out F.wav
@@ -152,6 +153,107 @@ def training_embeddings(model_path: Path, tflite: Path, data: Path, exclude: lis
         arrays[f"{name}_clip"] = np.concatenate([p.clip_index for p in parts])
         print(f"{name}: {len(waves)} windows ({int(arrays[f'{name}_y'].sum())} barks)", flush=True)
     np.savez(out, **arrays)
+
+
+CUT = 23  # YAMNet's body up to here stays frozen in ``finetune``: the last two blocks (layers 13-14) learn
+
+
+def finetune(model_path: Path, tflite: Path, data: Path, exclude: list[Path], copies: int, mixes: list[Path],
+             epochs: int, lr: float, out: Path) -> None:
+    """YAMNet's last two blocks and its Dog and Bark rows fine-tuned on e40's training windows placed in rooms
+    (as ``embeddings`` makes them), from Google's weights: class-balanced cross-entropy on max(logit[Dog],
+    logit[Bark]), Adam, the frozen part's output cached once. Then the fine-tuned bark logit of every window
+    of ``mixes`` (measured with ``measure``: the same windows), written as ``y_ft`` into a copy of each
+    measurement beside ``out``, for ``compare``-style replay; and the early-stopping split's clip AUC."""
+    import copy
+
+    import torch
+
+    from barkwatch.detection.engine import Engine, EngineSettings
+    from barkwatch.model.modelfile import load
+    from barkwatch.model.yamnet import BARK, DOG, YamnetBranch, from_tflite
+    from barkwatch.training import metrics
+    from barkwatch.training import train as training
+
+    torch.manual_seed(0)
+    excluded = frozenset().union(*(household.read_holdout(p) for p in exclude))
+    config = training.TrainConfig(positives=data / "dog", negatives=data / "other", out=out.with_suffix(".pt"),
+                                  window_s=1, max_windows_per_clip=8, other_active_db=100.0, scene=True,
+                                  floor_dbfs=(-70.0, -55.0), lowpass_p=0.5, shift_p=0.5, split=(0.85, 0.15, 0.0),
+                                  objective="joint", exclude_sources=excluded, seed=0)
+    clips, _ = training.read_clips(config)
+    splits = training.split_groups(clips, config.split, config.seed)
+    model = load(model_path)
+    branch = YamnetBranch(from_tflite(tflite), model.sample_rate, model.window_samples).eval()
+    frozen = branch.yamnet.body[:CUT]
+
+    def cached(waves: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.cat([frozen(branch.patch(waves[i:i + 64]).unsqueeze(1)).half()
+                              for i in range(0, len(waves), 64)])
+
+    sets = {}
+    for name in ("train", "val"):
+        windows = training.Windows.of(splits[name])
+        parts = [windows, training.augmented(windows, config, copies if name == "train" else 1)]
+        sets[name] = (cached(torch.cat([p.waves for p in parts])), torch.cat([p.labels for p in parts]),
+                      np.concatenate([p.clip_index for p in parts]))
+        print(f"{name}: {len(sets[name][1])} windows cached", flush=True)
+    top = copy.deepcopy(branch.yamnet.body[CUT:]).train()
+    head = torch.nn.Linear(1024, 2)
+    with torch.no_grad():
+        head.weight.copy_(branch.yamnet.dense.weight[[DOG, BARK]])
+        head.bias.copy_(branch.yamnet.dense.bias[[DOG, BARK]])
+    params = [*top.parameters(), *head.parameters()]
+    optimiser = torch.optim.Adam(params, lr=lr)
+    x, y, _ = sets["train"]
+    weight = torch.where(y > 0.5, 0.5 / y.sum(), 0.5 / (1 - y).sum()) * len(y)
+
+    def logit(batch: torch.Tensor) -> torch.Tensor:
+        return head(top(batch.float()).mean(dim=(2, 3))).amax(dim=1)
+
+    def val_auc() -> float:
+        xv, yv, cv = sets["val"]
+        with torch.no_grad():
+            lv = torch.cat([logit(xv[i:i + 256]) for i in range(0, len(xv), 256)]).numpy()
+        best = np.full(int(cv.max()) + 1, -np.inf)
+        labels = np.zeros(len(best), bool)
+        np.maximum.at(best, cv, lv)
+        labels[cv] = yv.numpy() > 0.5
+        return metrics.roc_auc(labels, best)
+
+    print(f"epoch 0: early-stopping clip AUC {val_auc():.4f}", flush=True)
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(len(y))
+        for i in range(0, len(y), 64):
+            idx = order[i:i + 64]
+            loss = (weight[idx] * torch.nn.functional.binary_cross_entropy_with_logits(
+                logit(x[idx]), y[idx], reduction="none")).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        print(f"epoch {epoch}: early-stopping clip AUC {val_auc():.4f}", flush=True)
+    top.eval()
+    for mix_npz in mixes:
+        arrays = dict(np.load(mix_npz))
+        meta = json.loads(str(arrays["meta"]))
+        mix = Path(meta["mix"])
+        import soundfile as sf
+
+        audio, rate = sf.read(str(mix / household.MIX_NAME), dtype="float32")
+        starts = np.round(arrays["start_s"] * rate).astype(int)
+        scored = np.flatnonzero(arrays["scored"])
+        y_ft = np.full(len(starts), -30.0)
+        padded = np.concatenate([audio, np.zeros(model.window_samples, np.float32)])
+        with torch.inference_mode():
+            for i in range(0, len(scored), 64):
+                chosen = scored[i:i + 64]
+                waves = torch.from_numpy(np.stack([padded[s:s + model.window_samples] for s in starts[chosen]]))
+                y_ft[chosen] = logit(frozen(branch.patch(waves).unsqueeze(1))).numpy()
+        arrays["yamnet"] = y_ft
+        target = out.parent / (mix_npz.stem + "-ft.npz")
+        np.savez(target, **arrays)
+        print(f"{target}: fine-tuned YAMNet logit of {len(scored)} windows of {mix}", flush=True)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -405,6 +507,16 @@ def main(argv=None) -> int:
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--dbfs", type=float, default=-50.0)
     p.add_argument("--out", type=Path, required=True)
+    p = commands.add_parser("finetune")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--tflite", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--exclude", type=Path, nargs="+", required=True)
+    p.add_argument("--copies", type=int, default=3)
+    p.add_argument("--mixes", type=Path, nargs="+", required=True)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--out", type=Path, required=True)
     p = commands.add_parser("compare")
     p.add_argument("--val", type=Path, required=True)
     p.add_argument("--test", type=Path, nargs="+", required=True)
@@ -424,6 +536,9 @@ def main(argv=None) -> int:
         noise = household.RoomNoise(np.random.default_rng(0), args.dbfs)
         sf.write(str(args.out), noise.next(int(args.minutes * 60 * household.SAMPLE_RATE)).astype(np.float32),
                  household.SAMPLE_RATE)
+    elif args.command == "finetune":
+        finetune(args.model, args.tflite, args.data, args.exclude, args.copies, args.mixes, args.epochs, args.lr,
+                 args.out)
     elif args.command == "embeddings":
         training_embeddings(args.model, args.tflite, args.data, args.exclude, args.copies, args.out)
     else:
