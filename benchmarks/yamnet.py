@@ -121,6 +121,43 @@ def measure(model_path: Path, tflite: Path, mix: Path, data: Path | None, holdou
     print(f"{out}: {len(windows)} windows of {mix}")
 
 
+def embeddings(branch: YamnetBranch, waves, batch: int = 64, progress: bool = False):
+    """YAMNet's 1,024-d embedding of every window ``waves[n, N]`` (torch, at the model's rate), frozen."""
+    import torch
+    from tqdm import tqdm
+
+    out = []
+    with torch.inference_mode():
+        for first in tqdm(range(0, len(waves), batch), disable=None if progress else True, desc="YAMNet embeddings",
+                          unit="batch", dynamic_ncols=True):
+            out.append(branch.yamnet.embed(branch.patch(waves[first:first + batch])))
+    return torch.cat(out) if out else torch.zeros(0, 1024)
+
+
+def fit_head(x, labels, l2: float = 1e-3, steps: int = 300):
+    """A class-balanced logistic regression ``[1024] -> 1`` on embeddings (L-BFGS, L2 on the weights): the bark
+    head. Returns an ``nn.Linear(1024, 1)``."""
+    import torch
+
+    x = x.float()
+    y = labels.float()
+    w = torch.where(y > 0.5, 0.5 / y.sum(), 0.5 / (1 - y).sum())
+    head = torch.nn.Linear(x.size(1), 1)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    optimiser = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        loss = (w * torch.nn.functional.binary_cross_entropy_with_logits(head(x).squeeze(1), y, reduction="none")).sum()
+        loss = loss + l2 * head.weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return head.eval().requires_grad_(False)
+
+
 def training_embeddings(model_path: Path, tflite: Path, data: Path, exclude: list[Path], copies: int,
                         out: Path) -> None:
     """YAMNet's embeddings of the default model's own training windows (its recipe in models/README.md: the
@@ -132,7 +169,6 @@ def training_embeddings(model_path: Path, tflite: Path, data: Path, exclude: lis
     from barkwatch.model.modelfile import load
     from barkwatch.model.yamnet import YamnetBranch, from_tflite
     from barkwatch.training import train as training
-    from barkwatch.training.yamnet import embeddings
 
     excluded = frozenset().union(*(household.read_holdout(p) for p in exclude))
     config = training.TrainConfig(positives=data / "dog", negatives=data / "other", out=out.with_suffix(".pt"),
@@ -330,7 +366,6 @@ def fit_head_on(path: Path, l2s=(1e-4, 1e-3, 1e-2, 1e-1)):
     import torch
 
     from barkwatch.training import metrics
-    from barkwatch.training.yamnet import fit_head
 
     d = np.load(path)
     x = d["train_x"].astype(np.float32)

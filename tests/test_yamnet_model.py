@@ -163,3 +163,24 @@ def test_the_cascade_never_leaves_out_a_window_the_full_model_scores_above_its_t
     skipped = scored & (np.abs(cascade - everything) > 1e-5)
     assert (everything[skipped] < lowest).all()
     assert 0 < skipped.sum() < scored.sum()  # the cascade leaves YAMNet out somewhere, and not everywhere
+
+
+def test_the_combined_classifier_is_the_weighted_mean_of_the_two_logits():
+    """add_yamnet writes a z_model + (1 - a) y as one linear classifier on four columns: the same number."""
+    from barkwatch.model.classifier import LinearClassifier
+    from barkwatch.training.yamnet import combined_classifier
+
+    rng = np.random.default_rng(0)
+    old = LinearClassifier((1.0, -2.0, 0.5), (2.0, 3.0, 1.5), (-0.06, 0.08, 2.49), 0.3, 0.988, "logistic",
+                           tuple(rng.normal(size=4)))
+    rl, kl, logit, y = np.exp(rng.normal(size=50)), np.exp(rng.normal(size=50)), rng.normal(size=50), \
+        rng.normal(scale=5, size=50)
+    mu = rng.normal(size=(50, 4))
+    z_old = np.log(old.score(rl, kl, mu, logit) / (1 - old.score(rl, kl, mu, logit)))
+    new = combined_classifier(old, 0.4)
+    p = new.score(rl, kl, mu, logit, y)
+    assert new.uses_yamnet and np.allclose(np.log(p / (1 - p)), 0.4 * z_old + 0.6 * y, atol=1e-9)
+    with pytest.raises(ValueError, match="model_weight"):
+        combined_classifier(old, 0.0)
+    with pytest.raises(ValueError, match="already|bark network"):
+        combined_classifier(new, 0.5)

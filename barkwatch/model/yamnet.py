@@ -205,7 +205,7 @@ def from_tflite(path: str | os.PathLike) -> YamNet:
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
-        raise YamnetFileError(f"{path}: reading a TFLite file needs ai-edge-litert: pip install ai-edge-litert") \
+        raise YamnetFileError(f"{path}: reading a TFLite file needs ai-edge-litert: pip install 'barkwatch[yamnet]'") \
             from None
     try:
         interpreter = Interpreter(model_path=str(path),
@@ -224,10 +224,13 @@ def from_tflite(path: str | os.PathLike) -> YamNet:
         return v
 
     def tensor(name: str, prefix: bool = False) -> np.ndarray:
-        """The tensor ``name`` (or, with ``prefix``, the 4-d one whose name starts so: the stored int8 weights
-        before a float copy), dequantised."""
-        found = [d for d in details if (d["name"].startswith(name) and len(d["shape"]) == 4) if prefix] \
-            or ([by_name[name]] if name in by_name else [])
+        """The tensor called ``name``, dequantised; with ``prefix``, the 4-d tensor whose name starts so (the
+        depthwise weights' names run on with the ops fused into them), the stored int8 one before the
+        interpreter's float copy of it."""
+        if prefix:
+            found = [d for d in details if d["name"].startswith(name) and len(d["shape"]) == 4]
+        else:
+            found = [by_name[name]] if name in by_name else []
         if not found:
             raise YamnetFileError(f"{path}: no tensor {name!r}; expected YAMNet (yamnet.tflite), not another network")
         return values(min(found, key=lambda d: d["dtype"] != np.int8))
