@@ -425,8 +425,12 @@ def run_home(plan: HomePlan, data: Path, out: Path, day_minutes: float, quiet_mi
             replayed = events_at(windows, rules[mode])
             if mode == name:  # the replay is detect's own event rules: check it against detect's events
                 reported = read_events(events)
-                if [(e.start_s, e.end_s) for e in reported] != [(e.start_s, e.end_s) for e in replayed]:
-                    raise HomeError(f"{events}: detect's events differ from the replayed scores'; a bug")
+                spans = [[(round(e.start_s, 3), round(e.end_s, 3)) for e in es] for es in (reported, replayed)]
+                if spans[0] != spans[1]:
+                    first = next(i for i, (a, b) in enumerate(zip(spans[0] + [None], spans[1] + [None])) if a != b)
+                    said = lambda es: f"{es[first][0]}-{es[first][1]} s" if first < len(es) else "none"  # noqa: E731
+                    raise HomeError(f"{events}: detect's events differ from the replayed scores' from event "
+                                    f"{first + 1} on (detect: {said(spans[0])}, replayed: {said(spans[1])}); a bug")
             rows[mode] = judge(replayed, after, rules[mode].threshold, windows[0].end_s - windows[0].start_s)
     took["total_s"] = time.perf_counter() - clock
     return {"home": plan.number, "dog": plan.dog, "neighbour": plan.neighbour[0].source,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import shutil
 import json
 from datetime import datetime, timedelta
@@ -64,6 +65,40 @@ def test_scores_to_stdout_with_the_summary_on_stderr(random_model, tmp_path):
     assert "event(s)" in result.stderr and not (tmp_path / "-").exists()
     both = run_cli("detect", str(clip), "--model", str(random_model), "--scores", "-", "--events", "-")
     assert both.returncode == 2 and "only one of them can go to stdout" in both.stderr
+
+
+def test_the_scores_csv_replays_to_detects_own_events(tmp_path):
+    """Scores are written with every digit, so replayed through the event tracker at the model's threshold they
+    give the events detect reported (at 4 decimals a score just under a calibrated 0.983575 was written as
+    0.9836 and its replay started an event one window early)."""
+    from barkwatch.detection.detector import model_hold_threshold
+    from barkwatch.detection.events import TrackerSettings, WindowScore
+    from barkwatch.home.calibrate import events_at
+    from barkwatch.model import modelfile
+
+    example = SAMPLES / "example.ogg"
+    result = run_cli("detect", str(example), "--scores", str(tmp_path / "s.csv"), "--events",
+                     str(tmp_path / "e.jsonl"), "--start", "2026-01-01T00:00:00+00:00", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert all(repr(float(r["score"])) == r["score"] for r in rows)  # nothing rounded away
+    windows = [WindowScore(float(r["start_s"]), float(r["end_s"]), float(r["score"]), math.nan, math.nan,
+                           float(r["level_dbfs"])) for r in rows]
+    meta = modelfile.read_metadata(modelfile.DEFAULT_MODEL)
+    settings = TrackerSettings(threshold=float(meta["threshold"]), patience=int(meta.get("patience", 2)),
+                               hold_threshold=model_hold_threshold(meta))
+    reported = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    reported = [r for r in reported if r.get("event") == "bark"]
+    replayed = events_at(windows, settings)
+    assert [(round(e.start_s, 3), round(e.end_s, 3)) for e in replayed] == \
+        [(r["offset_s"], r["end_offset_s"]) for r in reported]
+    assert len(reported) == 5
+    # The written scores are the scores detect computed, to the last bit (4 decimals would not be).
+    from barkwatch.detection.detector import Detector
+
+    computed: list = []
+    Detector.load(threads=1).scan(example, on_window=computed.append)
+    assert [w.score for w in computed] == [float(r["score"]) for r in rows]
 
 
 def test_missing_and_corrupt_files_are_named_and_the_others_still_scanned(random_model, tmp_path):

@@ -66,7 +66,7 @@ class ScoreWriter:
     def write(self, path: Path, w: WindowScore) -> None:
         self._writer.writerow([str(path), f"{w.start_s:.3f}", f"{w.end_s:.3f}", f"{w.level_dbfs:.2f}",
                                "" if math.isnan(w.rl) else f"{w.rl:.6g}", "" if math.isnan(w.kl) else f"{w.kl:.6g}",
-                               f"{w.score:.4f}"])
+                               repr(float(w.score))])  # every digit: replaying the CSV gives detect's events
 
 
 def cut_clip(path: Path, event: Event, clips_dir: Path, margin_s: float = 1.0) -> Path:
