@@ -111,6 +111,14 @@ def test_missing_and_corrupt_files_are_named_and_the_others_still_scanned(random
     assert len(errors) == 2 and "gone.wav: no such file" in errors[0] and "corrupt.flac" in errors[1]
     assert f"{good}: " in result.stdout  # the good file's summary
     assert "all 3 files: " in result.stdout and "2 file(s) could not be read" in result.stdout
+    (tmp_path / "nothing.wav").write_bytes(b"")  # a copy that never happened
+    result = run_cli("detect", str(tmp_path / "nothing.wav"), "--model", str(random_model))
+    assert result.returncode == 1
+    assert f"{tmp_path / 'nothing.wav'}: the file is empty (0 bytes)" in result.stderr, result.stderr
+    assert "Format not recognised" not in result.stderr
+    listened = run_cli("listen", "--device", f"file:{tmp_path / 'nothing.wav'}", "--model", str(random_model),
+                       "--events", str(tmp_path / "e.jsonl"))
+    assert listened.returncode != 0 and "nothing.wav: the file is empty (0 bytes)" in listened.stderr
 
 
 def test_reads_mp3(random_model, tmp_path):

@@ -42,6 +42,17 @@ def promised_seconds(info) -> float | None:
     return int(data.group(1)) / int(align.group(1)) / info.samplerate
 
 
+def unreadable(path: str | os.PathLike, error: Exception) -> str:
+    """One line for a file libsndfile cannot open: an empty file says so (libsndfile calls it "Format not
+    recognised"), anything else says what libsndfile said."""
+    try:
+        if os.path.getsize(path) == 0:
+            return f"{path}: the file is empty (0 bytes); give a recording"
+    except OSError:
+        pass
+    return f"{path}: cannot read audio ({str(error).splitlines()[0] if str(error) else error!r})"
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     """The whole file as float32 mono at ``sample_rate``. Raises ``AudioError`` naming the file."""
     import soundfile as sf
@@ -50,7 +61,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise AudioError(f"{path}: cannot read audio ({e})") from e
+        raise AudioError(unreadable(path, e)) from e
     if data.size == 0:
         raise AudioError(f"{path}: the file holds no audio")
     mono = data.mean(axis=1)

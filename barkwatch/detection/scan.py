@@ -18,7 +18,7 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from .audio import AudioError, promised_seconds
+from .audio import AudioError, promised_seconds, unreadable
 from .detector import Detector
 from .engine import finite
 from .events import Event, WindowScore, event_record
@@ -105,7 +105,7 @@ def scan_file(path: Path, detector: Detector, *, on_record: Callable[[Record], N
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        result.error = str(AudioError(f"{path}: cannot read audio ({e})"))
+        result.error = str(AudioError(unreadable(path, e)))
         return result
     result.duration_s = info.frames / info.samplerate if info.samplerate else 0.0
     if info.frames == 0:

@@ -326,7 +326,9 @@ class _RecordingFile:
         try:
             self._file = sf.SoundFile(str(self.path))
         except (sf.LibsndfileError, RuntimeError, OSError) as e:
-            raise CaptureError(f"{self.path}: cannot read audio ({_one_line(e)})") from e
+            from ..detection.audio import unreadable
+
+            raise CaptureError(unreadable(self.path, e)) from e
 
     @property
     def samplerate(self) -> int:
