@@ -190,6 +190,8 @@ def test_runtime_choices_that_cannot_work_are_one_line_errors(tmp_path, exported
         (["--model", str(onnx_path), "--runtime", "torch"], "is an ONNX model"),
         (["--runtime", "onnx", "--compute", "cuda"], "the onnx runtime runs on the CPU"),
         (["--runtime", "tensorflow"], "runtime tensorflow: choose one of auto, torch, onnx"),
+        (["--compute", "gpu"], "compute gpu: choose one of auto, cpu, cuda, mps"),  # a typo, not a runtime matter
+        (["--runtime", "onnx", "--compute", "gpu"], "compute gpu: choose one of auto, cpu, cuda, mps"),
     ]
     lonely = tmp_path / "lonely.pt"
     shutil.copy(pt, lonely)

@@ -77,6 +77,10 @@ def resolve_runtime(runtime: str, model: Path | None = None, compute: str = "aut
     CPU. Otherwise torch, or onnx where torch is not installed. An ``.onnx`` file means onnx."""
     if runtime not in RUNTIMES:
         raise DetectorError(f"runtime {runtime}: choose one of {', '.join(RUNTIMES)}")
+    from ..model.compute import CHOICES as COMPUTE_CHOICES
+
+    if compute not in COMPUTE_CHOICES:  # a mistyped choice is that, before anything it would mean for a runtime
+        raise DetectorError(f"compute {compute}: choose one of {', '.join(COMPUTE_CHOICES)}")
     if model is not None and model.suffix == ".onnx":
         if runtime == "torch":
             raise DetectorError(f"runtime torch: {model} is an ONNX model; give its .pt file or --runtime onnx")
