@@ -219,6 +219,15 @@ def test_a_folder_is_scanned_recursively_with_a_line_per_file(random_model, tmp_
     assert result.returncode == 1 and "nothing: no audio files" in result.stderr
 
 
+def test_quiet_keeps_the_result_one_line_a_file():
+    """-q drops each bark's line and the progress, not the answer: how many barks."""
+    example = SAMPLES / "example.ogg"
+    result = run_cli("detect", str(example), "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [line for line in result.stdout.splitlines() if line.startswith(str(example))]
+    assert len(result.stdout.splitlines()) == 1 and ": 5 event(s), " in result.stdout and result.stderr == ""
+
+
 def test_audacity_labels_and_raven_tables_hold_the_events(tmp_path):
     # the default model on the example: five events, each a row in both tables at the JSON records' times
     example = SAMPLES / "example.ogg"

@@ -124,11 +124,11 @@ def detect(
                 from ..detection.plot import plot_detection
 
                 plot_detection(path, heard, result.events, detector.threshold, per_file(plot, path))
-            if not result.error and not quiet:
+            if not result.error:  # the result, which -q keeps: one line a file
                 print(f"{path}: {len(result.events)} event(s), {result.bark_seconds:.1f} s of barking, longest "
                       f"{result.longest_s:.1f} s, in {result.duration_s:.1f} s of audio "
                       f"({result.gated} of {result.windows} windows below the gate)", file=human, flush=True)
-        if len(paths) > 1 and not quiet:
+        if len(paths) > 1:
             every = [e for r in scanned for e in r.events]
             print(f"all {len(paths)} files: {len(every)} event(s), {sum(e.duration_s for e in every):.1f} s of "
                   f"barking, longest {max((e.duration_s for e in every), default=0.0):.1f} s"
