@@ -138,6 +138,7 @@ def test_label_needs_a_terminal_and_a_folder_with_clips(tmp_path, recorded):
     assert result.returncode == 2 and "no clips to label" in result.stderr
     result = run_cli("label", str(recorded))  # stdin is not a terminal here
     assert result.returncode == 2 and "needs a terminal" in result.stderr
+    assert "scoring the clips" not in result.stdout  # said first, before every clip is scored
 
 
 def test_score_order_puts_the_most_bark_like_first_and_background_samples_last():

@@ -217,6 +217,8 @@ def run(folder: Path, score_clip: Callable[[Path], float | None], play: bool = T
     clips = find_clips(folder)
     if not clips:
         raise LabelError(f"{folder}: no clips to label (record some with `barkwatch record --out {folder}`)")
+    if read_key is None and not sys.stdin.isatty():  # said before minutes of scoring, not after
+        raise LabelError(NEEDS_A_TERMINAL)
     write = write or (lambda text: (sys.stdout.write(text), sys.stdout.flush()))
     clips, scores = in_order(clips, score_clip, order,
                              lambda done, total: write(f"\rscoring the clips to put the most bark-like first: "
@@ -290,6 +292,9 @@ class LabelError(Exception):
     """A folder that cannot be labelled; the message says why."""
 
 
+NEEDS_A_TERMINAL = "label needs a terminal (it reads single keys); run it in one, e.g. over ssh -t"
+
+
 class _KeyReader:
     """Single keys from the terminal, without Enter and without echo (cbreak mode), restored on exit."""
 
@@ -298,7 +303,7 @@ class _KeyReader:
         import tty
 
         if not sys.stdin.isatty():
-            raise LabelError("label needs a terminal (it reads single keys); run it in one, e.g. over ssh -t")
+            raise LabelError(NEEDS_A_TERMINAL)
         self._fd = sys.stdin.fileno()
         self._saved = termios.tcgetattr(self._fd)
         tty.setcbreak(self._fd)
