@@ -278,8 +278,11 @@ def test_status_of_a_service_that_never_ran_is_one_line_or_a_json_object(tmp_pat
 
 def test_install_service_dry_run(tmp_path):
     prefix = tmp_path / "opt" / "barkwatch"
+    if not Path("/usr/bin/python3").is_file():
+        pytest.skip("no system python3 in /usr/bin for the dry run to find")
+    system_first = dict(os.environ, PATH="/usr/bin:" + os.environ.get("PATH", ""))  # as the README tells
     result = subprocess.run(["bash", str(REPO / "scripts" / "install-service"), "--dry-run", "--prefix", str(prefix),
-                             "--device", "hw:1"], capture_output=True, text=True, timeout=60)
+                             "--device", "hw:1"], capture_output=True, text=True, timeout=60, env=system_first)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     # The device is set and checked as the service's user before the unit is enabled.
@@ -293,3 +296,24 @@ def test_install_service_dry_run(tmp_path):
     assert f"ln -sfn {prefix}/.venv/bin/barkwatch /usr/local/bin/barkwatch" in out  # on the PATH
     assert "dry run, nothing was changed" in out
     assert not prefix.exists()
+
+
+def test_install_service_dry_run_refuses_what_the_real_run_would_a_python_under_a_home_directory(tmp_path):
+    """The interpreter check runs in a dry run too: a python3 under a home directory (pyenv's, say) first on
+    the PATH is refused as the real run would refuse it, before anything would be done."""
+    import tempfile
+
+    home = Path.home()
+    if not str(home).startswith(("/home/", "/root")) or not os.access(home, os.W_OK):
+        pytest.skip(f"the home directory {home} is not one the service cannot see, or not writable")
+    with tempfile.TemporaryDirectory(dir=home) as bin_dir:
+        python = Path(bin_dir) / "python3"
+        python.write_text("#!/bin/sh\nexit 0\n")  # never run: the dry run only looks at where it lives
+        python.chmod(0o755)
+        env = dict(os.environ, PATH=f"{bin_dir}:{os.environ.get('PATH', '')}")
+        prefix = tmp_path / "opt" / "barkwatch"
+        result = subprocess.run(["bash", str(REPO / "scripts" / "install-service"), "--dry-run", "--prefix",
+                                 str(prefix)], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 1
+    assert f"would run {python}, under a home directory the service cannot see" in result.stderr
+    assert "dry run, nothing was changed" not in result.stdout and not prefix.exists()
