@@ -214,3 +214,17 @@ def test_a_full_disk_under_the_clips_skips_them_with_one_warning_and_detection_g
     warnings = [line for line in stderr(tmp_path).splitlines() if "WARNING" in line and "clip" in line]
     assert len(warnings) == 1, stderr(tmp_path)
     assert not list((tiny_disk / "clips").rglob("*.flac"))
+
+
+def test_events_reads_a_log_file_that_detect_wrote(tmp_path):
+    """`events FILE` reads one log file, as web and report do: all of it unless --since says otherwise."""
+    log = tmp_path / "example.jsonl"
+    assert run_cli("detect", str(SAMPLES / "example.ogg"), "--events", str(log), "-q").returncode == 0
+    table = run_cli("events", str(log))
+    assert table.returncode == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines()[1:] if line.strip()]
+    assert len(rows) == 5 and all(" s " in row for row in rows)
+    records = [json.loads(line) for line in run_cli("events", str(log), "--json").stdout.splitlines()]
+    assert [r["event"] for r in records].count("bark") == 5
+    gone = run_cli("events", str(tmp_path / "absent.jsonl"))
+    assert gone.returncode == 1 and "absent.jsonl: no such file or folder" in gone.stderr

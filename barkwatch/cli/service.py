@@ -32,6 +32,8 @@ def config_command(
 
 
 def events(
+    log: Optional[Path] = typer.Argument(None, help="An event log file (what detect --events or listen --events "
+                                         "FILE writes), or a folder of them; default: the service's event log."),
     follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new events as they are written, "
                                 "like tail -f."),
     since: Since = None,
@@ -43,13 +45,20 @@ def events(
 ) -> None:
     """Show the barks in the event log: a table, or the records as JSON Lines; -f follows new ones."""
     from ..config import dirs_to_read
-    from ..service.eventlog import follow as follow_events, format_line, format_table, parse_when, read_events
+    from ..service.eventlog import (follow as follow_events, follow_file, format_line, format_table, parse_when,
+                                    read_events, read_events_file)
 
-    if events_dir is None:
+    one_file = log is not None and not log.is_dir()
+    if log is not None and not log.exists():
+        fail(f"{log}: no such file or folder; give an event log (detect --events FILE writes one)", code=1)
+    if log is not None:
+        events_dir = log
+    elif events_dir is None:
         events_dir = dirs_to_read(load_config(config_file, {}).config)[1]
     now = datetime.now().astimezone()
     try:
-        start = parse_when(since, now) if since else (None if follow else parse_when("today", now))
+        # A log file is a recording's or a run's: all of it unless told; the service's log: today's.
+        start = parse_when(since, now) if since else (None if follow or one_file else parse_when("today", now))
         end = parse_when(until, now) if until else None
     except ValueError as e:
         fail(f"--since/--until: {e}")
@@ -57,9 +66,9 @@ def events(
         fail(f"{events_dir}: permission denied; the service's event log is for group barkwatch: run `sudo "
              "barkwatch events`, or `sudo usermod -aG barkwatch $USER` and log in again", code=1)
     if not follow:
-        if not events_dir.is_dir():
+        if not one_file and not events_dir.is_dir():
             fail(f"{events_dir}: no event log here yet (is barkwatch listening? see `barkwatch status`)", code=1)
-        records = list(read_events(events_dir, start, end))
+        records = list(read_events_file(events_dir, start, end) if one_file else read_events(events_dir, start, end))
         if as_json:
             for r in records:
                 typer.echo(json.dumps(r, ensure_ascii=False))
@@ -67,7 +76,7 @@ def events(
             typer.echo(format_table(records, every=every))
         return
     try:
-        for record in follow_events(events_dir, since=start):
+        for record in (follow_file if one_file else follow_events)(events_dir, since=start):
             if end is not None and record.get("start", "") >= end.isoformat():
                 continue
             if as_json:
