@@ -256,3 +256,25 @@ def test_tables_of_several_files_are_one_per_file(random_model, tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["labels-evening.txt", "labels-morning.txt"]
     assert all(len(p.read_text().splitlines()) == 1 for p in out.iterdir())  # threshold 0: one event each
+
+
+def test_outputs_for_several_files_go_into_a_folder_named_after_each_file(random_model, tmp_path):
+    """An existing folder, or a name ending in /, receives one file per input named after it, with the right
+    extension, and the output says where each went; nothing lands in the current folder."""
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    for name, src in (("morning.ogg", 0), ("evening.ogg", 1)):
+        shutil.copy(sorted(DOGS.glob("*.ogg"))[src], recordings / name)
+    (tmp_path / "plots").mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_cli("detect", str(recordings), "--model", str(random_model), "--threshold", "0",
+                     "--plot", str(tmp_path / "plots"), "--labels", str(tmp_path / "labs") + "/",
+                     "--raven", str(tmp_path / "labs"), cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["evening.png", "morning.png"]
+    assert sorted(p.name for p in (tmp_path / "labs").iterdir()) == [
+        "evening.selections.txt", "evening.txt", "morning.selections.txt", "morning.txt"]
+    assert list(work.iterdir()) == []
+    assert f"plot: {tmp_path / 'plots' / 'morning.png'}" in result.stdout
+    assert f"labels: {tmp_path / 'labs' / 'evening.txt'}" in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -21,15 +22,16 @@ def detect(
                                          help="Append bark_start/bark JSON Lines records here ('-': stdout)."),
     scores: Optional[str] = typer.Option(None, "--scores", help="Write every window's time, level, RL, KL "
                                          "and score to this CSV file ('-': stdout)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw what the detector heard to this PNG "
-                                        "(with several files: one PNG each, named after the file)."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Draw what the detector heard to this PNG "
+                                       "(a folder, or a name ending in /: one PNG each inside, named after "
+                                       "the file; with several files and a file name: NAME-FILE.png)."),
     clips: Optional[Path] = typer.Option(None, "--clips", help="Cut each event (1 s either side) to a FLAC "
                                          "file in this folder."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Write the events as an Audacity label track "
-                                          "(start, end, label; with several files: one each, named after "
-                                          "the file)."),
-    raven: Optional[Path] = typer.Option(None, "--raven", help="Write the events as a Raven selection table "
-                                         "(with several files: one each, named after the file)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Write the events as an Audacity label track "
+                                         "(start, end, label; to a folder, or with several files: one each, "
+                                         "named after the file)."),
+    raven: Optional[str] = typer.Option(None, "--raven", help="Write the events as a Raven selection table "
+                                        "(to a folder, or with several files: one each, named after the file)."),
     threshold: Threshold = None,
     start: Optional[datetime] = typer.Option(None, "--start", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
                                                                        "%Y-%m-%d %H:%M:%S"],
@@ -77,10 +79,21 @@ def detect(
         else:
             paths.append(given_path)  # a missing file is named when its turn comes; the others are scanned
 
-    def per_file(given: Path, audio: Path) -> Path:
-        """An output named once for all inputs: ``given`` itself with one input, else ``given``'s name with
-        the input's stem added (``labels.txt`` -> ``labels-morning.txt``)."""
-        return given if len(paths) == 1 else given.with_name(f"{given.stem}-{audio.stem}{given.suffix}")
+    def per_file(given: str, audio: Path, suffix: str) -> Path:
+        """Where an output named once for all inputs goes for ``audio``: into ``given`` when it is a folder
+        (or a name ending in /, then made), named after the input with ``suffix``; else ``given`` itself with
+        one input, or ``given``'s name with the input's stem added (``labels.txt`` -> ``labels-morning.txt``)."""
+        target = Path(given)
+        if given.endswith(("/", os.sep)) or target.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            return target / f"{audio.stem}{suffix}"
+        if len(paths) == 1:
+            return target
+        return target.with_name(f"{target.stem}-{audio.stem}{target.suffix or suffix}")
+
+    def wrote(kind: str, where: Path) -> None:
+        if not quiet:
+            print(f"{kind}: {where}", file=human, flush=True)
 
     try:
         log = EventFile(events) if events else None
@@ -116,14 +129,20 @@ def detect(
                 from ..files import write_atomic
 
                 if labels is not None:
-                    write_atomic(per_file(labels, path), audacity_labels(result.events).encode())
+                    where = per_file(labels, path, ".txt")
+                    write_atomic(where, audacity_labels(result.events).encode())
+                    wrote("labels", where)
                 if raven is not None:
                     nyquist = detector.model.sample_rate / 2  # the model hears nothing above it
-                    write_atomic(per_file(raven, path), raven_selections(result.events, path, nyquist).encode())
+                    where = per_file(raven, path, ".selections.txt")
+                    write_atomic(where, raven_selections(result.events, path, nyquist).encode())
+                    wrote("raven", where)
             if plot is not None and not result.error:
                 from ..detection.plot import plot_detection
 
-                plot_detection(path, heard, result.events, detector.threshold, per_file(plot, path))
+                where = per_file(plot, path, ".png")
+                plot_detection(path, heard, result.events, detector.threshold, where)
+                wrote("plot", where)
             if not result.error:  # the result, which -q keeps: one line a file
                 print(f"{path}: {len(result.events)} event(s), {result.bark_seconds:.1f} s of barking, longest "
                       f"{result.longest_s:.1f} s, in {result.duration_s:.1f} s of audio "
