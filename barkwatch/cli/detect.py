@@ -47,8 +47,7 @@ def detect(
     runtime: Runtime = None,
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for the network. 1 is never far wrong: "
                                 "on a busy machine more threads fight the other work for the cores and can be "
-                                "10-25x slower. More pay on an idle machine with cores to spare (2 on two idle "
-                                "cores: 259x real time against 198x)."),
+                                "10-25x slower. More pay a little on an idle machine with cores to spare."),
     quiet: Quiet = False,
 ) -> None:
     """Scan recordings for barks and report each event (exit code 1 if a file could not be read)."""
