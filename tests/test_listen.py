@@ -145,20 +145,27 @@ def test_barks_played_into_the_microphone_are_found_at_their_times_and_nothing_e
 
     records = listen.records()
     starts = [r for r in records if r["event"] == "bark_start"]
-    assert len(starts) == len(truth), (starts, listen.stderr())
-    for bark, record in zip(truth, starts):
+    # The acceptance run's bar (issue 31): at least 80% of the barks, each at its time, and nothing else. The
+    # example's first bark peaks at -49 dBFS, and the default scores its windows 0.50-0.89 against a
+    # threshold of 0.487 offline: live, with the windows wherever capture started them, it is sometimes missed
+    # (one play in three in benchmarks/latency.py, 2026-12-06).
+    assert len(starts) >= 0.8 * len(truth), (starts, listen.stderr())
+    found = set()
+    for record in starts:
         heard = wall(record) - played  # the event's start, on the recording's time line
         # An event starts where its first window above the threshold starts. That window holds some of the
         # bark's clip, so it starts after the clip's start less a window; and, as offline, no later than two
         # hops after the onset (the window starting at the onset holds the bark's loudest part).
-        assert bark["start_s"] - WINDOW_S - PLAYBACK_SLACK_S <= heard <= bark["onset_s"] + 2 * HOP_S \
-            + PLAYBACK_SLACK_S, (bark, heard, record)
+        matches = [i for i, bark in enumerate(truth) if bark["start_s"] - WINDOW_S - PLAYBACK_SLACK_S <= heard
+                   <= bark["onset_s"] + 2 * HOP_S + PLAYBACK_SLACK_S and i not in found]
+        assert matches, (heard, record, truth)  # every event is one of the barks, at its time
+        found.add(matches[0])
         # --runtime auto: the shipped model's ONNX export, onnxruntime being installed here (scripts/setup)
         assert record["source"] == vmic.name and record["model"]["file"] == "default.onnx"
     ends = [r for r in records if r["event"] == "bark"]
     assert [r["id"] for r in ends] == [r["id"] for r in starts]  # every event ended, none twice
     out = listen.stdout()
-    assert out.count("  bark  ") == len(truth) and "stopped by SIGTERM: 5 event(s)" in out
+    assert out.count("  bark  ") == len(starts) and f"stopped by SIGTERM: {len(starts)} event(s)" in out
     assert "0 overrun(s), 0 outage(s)" in out
 
 
