@@ -121,8 +121,9 @@ def measure(model_path: Path, tflite: Path, mix: Path, data: Path | None, holdou
     print(f"{out}: {len(windows)} windows of {mix}")
 
 
-def embeddings(branch: YamnetBranch, waves, batch: int = 64, progress: bool = False):
-    """YAMNet's 1,024-d embedding of every window ``waves[n, N]`` (torch, at the model's rate), frozen."""
+def embeddings(branch, waves, batch: int = 64, progress: bool = False):
+    """YAMNet's 1,024-d embedding of every window ``waves[n, N]`` (torch, at the model's rate) through a
+    ``YamnetBranch``, frozen."""
     import torch
     from tqdm import tqdm
 
@@ -158,14 +159,10 @@ def fit_head(x, labels, l2: float = 1e-3, steps: int = 300):
     return head.eval().requires_grad_(False)
 
 
-def training_embeddings(model_path: Path, tflite: Path, data: Path, exclude: list[Path], copies: int,
-                        out: Path) -> None:
-    """YAMNet's embeddings of the default model's own training windows (its recipe in models/README.md: the
-    development set less the test and validation recordings, 8 windows a clip, split 0.85/0.15 by recording,
-    seed 0), each placed in a room ``copies`` times as its training did (``--scene``, a pink floor at -70..-55
-    dBFS, low-pass and time shift with chance 0.5)."""
-    import torch
-
+def default_training_windows(model_path: Path, tflite: Path, data: Path, exclude: list[Path], out: Path):
+    """The default model's training recipe (models/README.md: the development set less the ``exclude``
+    recordings, 8 windows a clip, split 0.85/0.15 by recording, seed 0, windows placed in rooms): its config,
+    its split clips, the loaded model and a YAMNet branch for its windows."""
     from barkwatch.model.modelfile import load
     from barkwatch.model.yamnet import YamnetBranch, from_tflite
     from barkwatch.training import train as training
@@ -179,6 +176,20 @@ def training_embeddings(model_path: Path, tflite: Path, data: Path, exclude: lis
     splits = training.split_groups(clips, config.split, config.seed)
     model = load(model_path)
     branch = YamnetBranch(from_tflite(tflite), model.sample_rate, model.window_samples).eval()
+    return config, splits, model, branch
+
+
+def training_embeddings(model_path: Path, tflite: Path, data: Path, exclude: list[Path], copies: int,
+                        out: Path) -> None:
+    """YAMNet's embeddings of the default model's own training windows (its recipe in models/README.md: the
+    development set less the test and validation recordings, 8 windows a clip, split 0.85/0.15 by recording,
+    seed 0), each placed in a room ``copies`` times as its training did (``--scene``, a pink floor at -70..-55
+    dBFS, low-pass and time shift with chance 0.5)."""
+    import torch
+
+    from barkwatch.training import train as training
+
+    config, splits, model, branch = default_training_windows(model_path, tflite, data, exclude, out)
     arrays = {}
     for name in ("train", "val"):
         windows = training.Windows.of(splits[name])
@@ -205,22 +216,12 @@ def finetune(model_path: Path, tflite: Path, data: Path, exclude: list[Path], co
 
     import torch
 
-    from barkwatch.detection.engine import Engine, EngineSettings
-    from barkwatch.model.modelfile import load
-    from barkwatch.model.yamnet import BARK, DOG, YamnetBranch, from_tflite
+    from barkwatch.model.yamnet import BARK, DOG
     from barkwatch.training import metrics
     from barkwatch.training import train as training
 
     torch.manual_seed(0)
-    excluded = frozenset().union(*(household.read_holdout(p) for p in exclude))
-    config = training.TrainConfig(positives=data / "dog", negatives=data / "other", out=out.with_suffix(".pt"),
-                                  window_s=1, max_windows_per_clip=8, other_active_db=100.0, scene=True,
-                                  floor_dbfs=(-70.0, -55.0), lowpass_p=0.5, shift_p=0.5, split=(0.85, 0.15, 0.0),
-                                  objective="joint", exclude_sources=excluded, seed=0)
-    clips, _ = training.read_clips(config)
-    splits = training.split_groups(clips, config.split, config.seed)
-    model = load(model_path)
-    branch = YamnetBranch(from_tflite(tflite), model.sample_rate, model.window_samples).eval()
+    config, splits, model, branch = default_training_windows(model_path, tflite, data, exclude, out)
     frozen = branch.yamnet.body[:CUT]
 
     def cached(waves: torch.Tensor) -> torch.Tensor:
