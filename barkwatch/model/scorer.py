@@ -4,14 +4,14 @@
 ``Member``\\ s, each a VAE (decoding the latent mean) with its two loss terms RL and KL and its linear
 classifier on (log RL, log KL) and, for models trained with a bark head, the latent mean. With several members
 (an ensemble, ``barkwatch train --ensemble``) the score is the mean of their probabilities and RL and KL are
-their means.
+their means. It is what ``modelfile.save`` writes as TorchScript, so nothing outside it needs to know how
+features are computed.
 
 A one-member model may carry a YAMNet branch (``yamnet.YamnetBranch``): YAMNet's bark logit is the
 classifier's fourth column. It costs 15-50 times the rest, so it runs as a cascade: only on windows where
 the classifier's logit without it (YAMNet's logit taken as 0) reaches ``cascade_logit``, chosen on validation
 so that no window the full model scores above the model's thresholds is left out; the others are scored with
-YAMNet's logit at ``YAMNET_FLOOR``, which the classifier reads as "no dog". It is what ``modelfile.save`` writes as TorchScript, so nothing outside it needs to know how
-features are computed.
+YAMNet's logit at ``YAMNET_FLOOR``, which the classifier reads as "no dog".
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ class Scorer(nn.Module):
         return rl / n, kl / n, score / n
 
     def score_cascade(self, x: torch.Tensor, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One member and the YAMNet branch, the branch only on windows whose bark logit passes the cascade."""
+        """One member and the YAMNet branch, the branch only on windows whose logit without it passes the cascade."""
         rl = torch.zeros(x.size(0), device=x.device)
         score = rl
         for member in self.members:  # exactly one (checked in __init__); TorchScript iterates a ModuleList
@@ -175,13 +175,6 @@ class Scorer(nn.Module):
             yamnet_logit = torch.full_like(rl, self.yamnet_floor).index_copy(0, chosen, self.yamnet.patch_logit(patches))
             score = member.classify(rl, kl, mu, logit, yamnet_logit)
         return rl, kl, score
-
-    @torch.jit.export
-    def yamnet_logit(self, wave: torch.Tensor) -> torch.Tensor:
-        """YAMNet's bark logit for every window (no cascade); zeros without a branch."""
-        if self.use_yamnet:
-            return self.yamnet(wave)
-        return torch.zeros(wave.size(0), device=wave.device)
 
 
 class PowerScorer(nn.Module):
