@@ -204,6 +204,20 @@ def test_a_clip_is_found_by_its_id_only_inside_the_clip_folder(home):
         assert find_clip(settings, bad) is None, bad
 
 
+def test_a_log_written_by_detect_is_shown_as_a_recording_not_as_a_stopped_service(tmp_path):
+    log = tmp_path / "barks.jsonl"
+    subprocess.run([sys.executable, "-m", "barkwatch", "detect", str(REPO / "samples" / "example.ogg"), "--events",
+                    str(log), "-q"], cwd=REPO, check=True, capture_output=True)
+    server = Server("--events", str(log), "--no-score")
+    try:
+        code, _, body = server.request("/")
+        status = json.loads(server.request("/api/status")[2])
+    finally:
+        server.stop()
+    assert code == 200 and "from a recording" in body.decode() and "not running" not in body.decode()
+    assert status["live"] is False and status["sources"] == [str(REPO / "samples" / "example.ogg")]
+
+
 def test_other_sites_and_other_host_names_are_refused(home, serve):
     server = serve("--no-score")
     assert server.request("/api/status", headers={"Host": f"evil.example:{server.port}"})[0] == 421  # rebinding
@@ -342,6 +356,20 @@ def test_the_pages_in_a_browser(home, serve, browser):
     assert browser.find_element(By.ID, "count").text == "5"
     if shots:
         browser.save_screenshot(str(Path(shots) / "web-today.png"))
+
+    # At a small phone's width (375 CSS pixels) nothing is cut off: every player lies inside the page, which
+    # does not scroll sideways.
+    browser.set_window_size(375, 812)
+    browser.get(server.url + "/")
+    width = browser.execute_script("return window.innerWidth")
+    assert width <= 390, f"the window is {width} px wide, not a phone's"
+    overflow = browser.execute_script(
+        "return [document.documentElement.scrollWidth, ...Array.from(document.querySelectorAll('#events audio'),"
+        " a => a.getBoundingClientRect().right)];")
+    assert len(overflow) == 1 + 3 and max(overflow) <= width, f"wider than the {width} px window: {overflow}"
+    if shots:
+        browser.save_screenshot(str(Path(shots) / "web-phone.png"))
+    browser.set_window_size(420, 900)
 
     browser.get(server.url + "/history")
     assert len(browser.find_elements(By.CSS_SELECTOR, "table.map tr")) == 28 + 1

@@ -162,7 +162,10 @@ def web(
         state = state_dir
         events = resolve_dirs(config)[1] if config.paths.events_dir else state / "events"
     clips = resolve_dirs(config)[2] if config.paths.clips_dir else state / "clips"
-    settings = WebSettings.from_config(config.web, events_path or events, clips_dir or clips, state_path(state),
+    # One log file named without --state-dir is a recording's (what `detect --events` wrote): no live status.
+    live = events_path is None or events_path.is_dir() or state_dir is not None
+    settings = WebSettings.from_config(config.web, events_path or events, clips_dir or clips,
+                                       state_path(state) if live else None,
                                        score=None if no_score else _lazy_scorer(config))
     try:
         serve(settings, lambda url: typer.echo(f"barkwatch web: serving on {url} (Ctrl-C stops)", err=True))

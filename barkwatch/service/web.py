@@ -64,12 +64,12 @@ class WebSettings:
     token: str | None = None
     events: Path | None = None  # the service's event folder, or one event log file
     clips_dir: Path | None = None
-    state_file: Path | None = None  # the service's status.json
+    state_file: Path | None = None  # the service's status.json; None: a log without a service (no live status)
     label_dir: Path | None = None  # the clips to label (None: the clip folder)
     score: Callable[[Path], float | None] | None = None  # a clip's model score for the label page
 
     @classmethod
-    def from_config(cls, web, events: Path, clips_dir: Path, state_file: Path,
+    def from_config(cls, web, events: Path, clips_dir: Path, state_file: Path | None,
                     score: Callable[[Path], float | None] | None = None) -> "WebSettings":
         """From the configuration's ``web`` section and the service's folders."""
         return cls(host=web.host, port=web.port, token=web.token, events=events, clips_dir=clips_dir,
@@ -139,11 +139,17 @@ def barks(records: list[dict]) -> list[dict]:
 
 
 def status(settings: WebSettings, now: datetime) -> dict:
-    """The status file (running or not), with today's barks and barking time from the log."""
+    """The status file (running or not; ``live`` false where there is no service, only a log), with today's
+    barks and barking time from the log."""
     state = read_state(settings.state_file) if settings.state_file is not None else None
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     today = barks(read_records(settings, midnight))
-    return {"running": bool(state and pid_alive(state.pid) and state.status != "stopped"),
+    # A log without a service beside it (what `detect --events` wrote) has no live status to show: the page says
+    # where its barks came from instead of "not running".
+    sources = [] if settings.state_file is not None else sorted(
+        {str(r["source"]) for r in read_records(settings) if r.get("source")})
+    return {"live": settings.state_file is not None, "sources": sources,
+            "running": bool(state and pid_alive(state.pid) and state.status != "stopped"),
             "status": state.status if state else None, "device": state.device if state else None,
             "level_dbfs": state.level_dbfs if state else None,
             "updated": state.updated if state else None, "model": state.model if state else None,

@@ -25,6 +25,9 @@ border-bottom:1px solid #eee;text-align:left;font-size:.95em}audio{height:2em;ma
 .map th{padding:0 .2em;font-size:.65em;font-weight:normal;white-space:nowrap;overflow:visible}.map th.d{width:4.2em}
 .buttons button{font-size:1.1em;padding:.6em .9em;margin:.2em;border-radius:8px;border:1px solid #999;background:#fff}
 .buttons button.mine{background:#2d7a3e;color:#fff}img.spec{width:100%;max-width:40em;image-rendering:pixelated}
+@media (max-width:36em){.card{min-width:0;flex:1 1 40%;box-sizing:border-box}#events tr{display:grid;grid-template-columns:2fr 1fr 1fr}
+#events td:nth-child(4){grid-column:1/-1;padding-top:0}#events th:nth-child(4){display:none}
+#events audio{width:100%;max-width:none}#events td:empty{display:none}}
 """
 
 
@@ -85,8 +88,12 @@ def hour_chart(seconds_by_hour: Sequence[float], counts_by_hour: Sequence[int]) 
 
 def status_cards(status: dict, barks_today: int, barking_s: float, last: dict | None) -> str:
     listening = status.get("running")
-    state = (f'<span class="ok">{escape(status.get("status") or "listening")}</span>' if listening
-             else '<span class="bad">not running</span>')
+    if not status.get("live", True):
+        state, device = "from a recording", ", ".join(status.get("sources") or [])
+    else:
+        state = (f'<span class="ok">{escape(status.get("status") or "listening")}</span>' if listening
+                 else '<span class="bad">not running</span>')
+        device = status.get("device") or ""
     level = status.get("level_dbfs")
     meter = ""
     if level is not None:
@@ -94,7 +101,7 @@ def status_cards(status: dict, barks_today: int, barking_s: float, last: dict | 
         meter = f'<div class=meter title="{float(level):.0f} dBFS"><i style="width:{width:.0f}%"></i></div>'
     last_text = _time(last["start"]) if last else "none today"
     return ("<div class=cards>"
-            f'<div class=card><div class=n id=state>{state}</div><div class=t>{escape(status.get("device") or "")}'
+            f'<div class=card><div class=n id=state>{state}</div><div class=t>{escape(device)}'
             f"</div>{meter}</div>"
             f'<div class=card><div class=n id=count>{barks_today}</div><div class=t>barks today</div></div>'
             f'<div class=card><div class=n id=barking>{escape(_duration(barking_s))}</div>'
