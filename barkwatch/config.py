@@ -142,6 +142,36 @@ class WebConfig:
 
 
 @dataclass
+class NodeConfig:
+    # This listener among several on one broker (`barkwatch hub`). None: the host name in what is published,
+    # and the topics stay as a single listener's (<topic_prefix>/event); a name puts them under
+    # <topic_prefix>/<name>/ so that listeners never collide.
+    name: str | None = None
+    room: str | None = None  # the room the hub places this microphone's barks in; None: the name
+    url: str | None = None  # this listener's web interface as the hub reaches it; None: from web.* when enabled
+
+
+@dataclass
+class HubConfig:
+    mqtt: str | None = None  # the broker: mqtt://host[:1883] or mqtts://host[:8883] (TLS)
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None  # mqtts: the CA certificate file to trust; None: the system's
+    client_id: str = "barkwatch-hub"  # fixed: the broker keeps the hub's session and messages while it is away
+    topic_prefix: str = "barkwatch"  # the nodes' notify.mqtt.topic_prefix
+    db: str | None = None  # the SQLite database; None: <state_dir>/hub.sqlite
+    host: str = "127.0.0.1"  # the hub's web pages; anything but a loopback address needs a token
+    port: int = 8090
+    token: str | None = None
+    node_token: str | None = None  # the nodes' web.token, when they share one
+    node_tokens: dict[str, str] = field(default_factory=dict)  # node name -> its web.token (wins over node_token)
+    node_urls: dict[str, str] = field(default_factory=dict)  # node name -> its web interface (wins over node.url)
+    merge_s: float = 1.0  # barks of several microphones starting within this are one bark
+    backfill_every_s: float = 600.0  # how often each node's web API is asked for what MQTT did not bring
+    backfill_days: float = 7.0  # how far back a node the hub has never read is read
+
+
+@dataclass
 class LoggingConfig:
     level: str = "info"  # debug, info, warning or error
     status_every_s: float = 10.0  # how often the status file is brought up to date
@@ -157,6 +187,8 @@ class Config:
     clips: ClipsConfig = field(default_factory=ClipsConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    node: NodeConfig = field(default_factory=NodeConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -288,6 +320,22 @@ def _quiet_hours(text: str) -> bool:
     return True
 
 
+def valid_node_name(text: object) -> bool:
+    """A node's name is one level of an MQTT topic, a path segment of the hub's pages and a label on them: not
+    empty, at most 64 characters, no /, + or #, no control characters."""
+    return (isinstance(text, str) and 0 < len(text) <= 64 and text.strip() == text
+            and not set(text) & {"/", "+", "#"} and all(c.isprintable() for c in text))
+
+
+def _broker_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("mqtt", "mqtts") and bool(parts.hostname) and parts.path in ("", "/")
+
+
 def _topic(text: str) -> bool:
     return text != "" and not set(text) & {"+", "#", "\0"}  # MQTT wildcards cannot appear in a published topic
 
@@ -343,6 +391,28 @@ _RULES: dict[str, _Rule] = {
     "web.port": _Rule("a port number between 1 and 65535", _num(1, 65535)),
     "web.token": _Rule("a string of at least 8 characters", lambda x: len(x) >= 8),
     "web.labels_dir": _text("a directory"),
+    "node.name": _Rule("a name without /, + or # (a level of the MQTT topics), at most 64 characters",
+                       valid_node_name),
+    "node.room": _text("a room's name, e.g. garden"),
+    "node.url": _Rule("an http:// or https:// URL", _url),
+    "hub.mqtt": _Rule("a broker URL mqtt://HOST[:PORT] or mqtts://HOST[:PORT]", _broker_url),
+    "hub.username": _text(),
+    "hub.password": _Rule("a string", lambda x: True),
+    "hub.ca_file": _text("a file of CA certificates"),
+    "hub.client_id": _text(),
+    "hub.topic_prefix": _Rule("a non-empty MQTT topic without + or #", _topic),
+    "hub.db": _text("a database file's path"),
+    "hub.host": _text("an address to listen on (127.0.0.1: this machine only; 0.0.0.0: every network)"),
+    "hub.port": _Rule("a port number between 1 and 65535", _num(1, 65535)),
+    "hub.token": _Rule("a string of at least 8 characters", lambda x: len(x) >= 8),
+    "hub.node_token": _Rule("a string of at least 8 characters", lambda x: len(x) >= 8),
+    "hub.node_tokens": _Rule("a mapping of node names to their web.token",
+                             lambda x: all(valid_node_name(k) and len(v) >= 8 for k, v in x.items())),
+    "hub.node_urls": _Rule("a mapping of node names to http:// or https:// URLs",
+                           lambda x: all(valid_node_name(k) and _url(v) for k, v in x.items())),
+    "hub.merge_s": _Rule("a number of seconds between 0 and 10", _num(0, 10)),
+    "hub.backfill_every_s": _SECONDS_GT0,
+    "hub.backfill_days": _Rule("a number of days >= 0", _num(0)),
     "logging.level": _one_of(("debug", "info", "warning", "error")),
     "logging.status_every_s": _SECONDS_GT0,
     **{f"notify.{way}.{name}": rule for way in ("command", "webhook", "mqtt")

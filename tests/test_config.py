@@ -65,7 +65,7 @@ def test_documented_config_lists_every_key_with_a_comment():
 
 def test_schema_is_complete_and_env_names_are_unambiguous():
     paths = key_paths()
-    assert len(paths) == 55 and "detector.hold_threshold" in paths and "model.runtime" in paths and "notify.mqtt.host" in paths and "web.token" in paths and "notify.quiet_hours" in paths
+    assert len(paths) == 74 and "detector.hold_threshold" in paths and "model.runtime" in paths and "notify.mqtt.host" in paths and "web.token" in paths and "notify.quiet_hours" in paths
     assert set(cfg._RULES) == set(paths)  # every key has a rule, no rule for a key that is gone
     assert len({cfg._env_name(p) for p in paths}) == len(paths)
     assert get(Config(), "notify.mqtt.port") == 1883
@@ -233,6 +233,13 @@ def test_unknown_env_and_flag_keys(tmp_path):
      "notify.mqtt.topic_prefix: must be a non-empty MQTT topic without + or #, got 'a/#'"),
     ("notify:\n  quiet_hours: 22-7\n",
      "notify.quiet_hours: must be a local time span HH:MM-HH:MM (e.g. 22:00-07:00) or null, got '22-7'"),
+    *[(f"node:\n  name: {name}\n", "node.name: must be a name without /, + or # (a level of the MQTT topics), at "
+       f"most 64 characters or null, got {shown}") for name, shown in (("a/b", "'a/b'"), ("'kitchen+'", "'kitchen+'"),
+                                                                      ("'#'", "'#'"), ("''", "''"))],
+    ("hub:\n  mqtt: http://broker\n",
+     "hub.mqtt: must be a broker URL mqtt://HOST[:PORT] or mqtts://HOST[:PORT] or null, got 'http://broker'"),
+    ("hub:\n  node_tokens: {a/b: secret-one}\n",
+     "hub.node_tokens: must be a mapping of node names to their web.token, got {a/b: secret-one}"),
     ("notify:\n  mqtt: localhost\n",
      "notify.mqtt: must be a section of keys (indented under 'mqtt:'), got 'localhost'"),
 ])
