@@ -7,6 +7,7 @@ import logging
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from servers import MOSQUITTO, Broker, HttpRecorder, Subscriber, free_port
 
 from barkwatch import __version__
 from barkwatch.config import CommandConfig, MqttConfig, NotifyConfig, WebhookConfig
-from barkwatch.service.notify import Notifier
+from barkwatch.service.notify import Node, Notifier
 
 REPO = Path(__file__).resolve().parents[1]
 CET = timezone(timedelta(hours=1))
@@ -409,11 +410,12 @@ def test_mqtt_discovery_state_counter_events_and_availability(notifiers, broker)
 
         notifier.notify(record("bark_start", "e1"))
         sub.wait_for("bw/barking", "ON")
-        assert sub.wait_for("bw/event").json() == record("bark_start", "e1")
+        here = {"node": socket.gethostname(), "room": socket.gethostname()}  # unnamed: the host name
+        assert sub.wait_for("bw/event").json() == {**record("bark_start", "e1"), **here}
         notifier.notify(record("bark", "e1"))
         sub.wait_for("bw/barking", "OFF", count=2)
         sub.wait_for("bw/barks_today", "1")
-        assert sub.wait_for("bw/event", count=2).json() == record("bark", "e1")
+        assert sub.wait_for("bw/event", count=2).json() == {**record("bark", "e1"), **here}
         notifier.close(timeout=5)
         sub.wait_for("bw/status", "offline")
     assert notifier.stats["mqtt"].sent == 2
@@ -427,6 +429,49 @@ def test_mqtt_discovery_state_counter_events_and_availability(notifiers, broker)
         assert payloads == ["OFF", "1", "offline"]
         time.sleep(0.1)
         assert late.on("bw/event") == []  # events are not retained
+
+
+def test_named_nodes_share_a_broker_without_colliding(broker, notifiers):
+    """Two listeners named garden and kitchen: topics, client ids and discovery of their own; each event carries
+    its node and room; the retained state says what a hub shows, and the last will says offline."""
+    config = NotifyConfig(mqtt=MqttConfig(host="127.0.0.1", port=broker.port))  # the default client id and prefix
+    with Subscriber(broker.port) as sub:
+        garden = notifiers(config, node=Node("garden", "Garden", "http://10.0.0.5:8080", named=True))
+        kitchen = notifiers(config, node=Node("kitchen", "Kitchen", None, named=True))
+        for name in ("garden", "kitchen"):
+            sub.wait_for(f"barkwatch/{name}/status", "online")
+            sensor = sub.wait_for(f"homeassistant/binary_sensor/barkwatch-{name}/barking/config").json()
+            assert sensor["state_topic"] == f"barkwatch/{name}/barking"
+            assert sensor["unique_id"] == f"barkwatch-{name}_barking"
+            assert sensor["device"]["name"] == f"barkwatch {name}"
+        garden.status({"status": "listening", "device": "hw:1", "level_dbfs": -42.5,
+                       "updated": "2026-12-07T10:00:00+01:00", "pid": 12})
+        state = sub.wait_for("barkwatch/garden/state", count=2).json()  # the first on connect, without a status
+        assert state == {"node": "garden", "room": "Garden", "url": "http://10.0.0.5:8080", "status": "listening",
+                         "device": "hw:1", "device_since": None, "level_dbfs": -42.5,
+                         "updated": "2026-12-07T10:00:00+01:00", "events_today": None, "last_event": None,
+                         "update_every_s": None, "version": None, "model": None, "barks_today": 0}
+        kitchen.notify(record("bark", "k1"))
+        event = sub.wait_for("barkwatch/kitchen/event").json()
+        assert event["node"] == "kitchen" and event["room"] == "Kitchen" and event["id"] == "k1"
+        sub.wait_for("barkwatch/kitchen/barks_today", "1")
+        assert sub.on("barkwatch/garden/event") == [] and sub.on("barkwatch/event") == []
+    with Subscriber(broker.port) as late:
+        assert late.wait_for("barkwatch/garden/state").retain
+        assert late.wait_for("barkwatch/garden/state").json()["level_dbfs"] == -42.5
+
+
+def test_node_identity_from_the_config():
+    from barkwatch.config import NodeConfig, WebConfig
+
+    assert Node.from_config(NodeConfig()) == Node(socket.gethostname(), socket.gethostname(), None, False)
+    assert Node.from_config(NodeConfig(name="garden")) == Node("garden", "garden", None, True)
+    web = WebConfig(enabled=True, host="127.0.0.1", port=8081)
+    assert Node.from_config(NodeConfig(name="g", room="Garden"), web).url == "http://127.0.0.1:8081"
+    assert Node.from_config(NodeConfig(url="http://pi:9000"), web).url == "http://pi:9000"
+    assert Node.from_config(NodeConfig(), WebConfig(enabled=False)).url is None
+    assert Node.from_config(NodeConfig(), WebConfig(enabled=True, host="0.0.0.0")).url == (
+        f"http://{socket.getfqdn()}:8080")
 
 
 def test_mqtt_without_discovery_with_credentials(notifiers, tmp_path):

@@ -11,6 +11,11 @@ suppressed, whatever the cooldown or the clock say by then. MQTT's ``barking`` s
 counter are state, not alerts: they follow every record, whatever ``on``, the cooldown and quiet hours say, so
 Home Assistant never shows a stale "barking" or a short count; only the ``event`` topic is filtered.
 
+Several listeners on one broker (``barkwatch hub``, docs/hub.md) are told apart by ``node.name``: with a name,
+the topics are ``<topic_prefix>/<name>/...``, the client id ``barkwatch-<name>`` (unless set), and each event
+message carries ``node`` and ``room``; a retained ``state`` topic says what the hub shows (listening, device,
+level, last update, the web interface's address). Without a name the topics stay those of one listener.
+
 Times come from the ``now`` clock, read when ``notify`` is called (not when a worker gets to the record): the
 local wall clock by default, for quiet hours, the cooldown and the day of the counter.
 """
@@ -23,6 +28,7 @@ import logging
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -37,7 +43,8 @@ from datetime import time as clock_time
 from urllib.parse import urlsplit
 
 from barkwatch import __version__
-from barkwatch.config import CommandConfig, MqttConfig, NotifyConfig, WebhookConfig, parse_quiet_hours
+from barkwatch.config import (CommandConfig, MqttConfig, NodeConfig, NotifyConfig, WebConfig, WebhookConfig,
+                              parse_quiet_hours)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,31 @@ _PAIRS_KEPT = 1000  # bark_start verdicts remembered for their bark; bounded in 
 
 def _local_now() -> datetime:
     return datetime.now().astimezone()
+
+
+@dataclass(frozen=True)
+class Node:
+    """This listener as the hub knows it: ``named`` when node.name was set (the topics then carry the name)."""
+
+    name: str
+    room: str
+    url: str | None = None  # its web interface, for the hub's clips and backfill (never its token)
+    named: bool = False
+
+    @classmethod
+    def from_config(cls, node: NodeConfig, web: WebConfig | None = None) -> Node:
+        """From the ``node`` section; the url, when not set, from a ``web`` section that serves beside listening."""
+        name = node.name or socket.gethostname()
+        url = node.url
+        if url is None and web is not None and web.enabled:
+            host = socket.getfqdn() if web.host in ("0.0.0.0", "::", "") else web.host
+            url = f"http://{f'[{host}]' if ':' in host else host}:{web.port}"
+        return cls(name, node.room or name, url, node.name is not None)
+
+
+DEFAULT_CLIENT_ID = MqttConfig.client_id
+STATE_KEYS = ("status", "device", "device_since", "level_dbfs", "updated", "events_today", "last_event",
+              "update_every_s", "version", "model")  # of the status file, what the MQTT state carries
 
 
 @dataclass
@@ -370,25 +402,36 @@ class _Mqtt(_Channel):
     the last will). With ``discovery``, Home Assistant configs for a "Dog barking" binary sensor and a "Barks
     today" sensor are published (retained) on every connect. The counter counts ``bark`` records and starts
     again at local midnight, within ``tick_s``.
+
+    As a node of a house (``node``): the topics go under ``<prefix>/<node>/`` when it is named; every event
+    message carries ``node`` and ``room``; ``state`` (retained JSON) says what the hub shows, published on
+    connect and on each ``status`` call. The session is persistent (a fixed client id, clean_session off), so
+    QoS 1 event messages in flight when the link drops are sent again on reconnecting.
     """
 
     name = "mqtt"
 
     def __init__(self, config: MqttConfig, gate: _Gate, queue_size: int, *, now: Callable[[], datetime],
-                 barks_today: int, device_name: str, reconnect_delay_s: tuple[float, float], tick_s: float):
+                 barks_today: int, device_name: str, reconnect_delay_s: tuple[float, float], tick_s: float,
+                 node: Node | None = None):
         super().__init__(gate, queue_size)
         try:
             import paho.mqtt.client as mqtt  # here, so that a service without MQTT never imports it
         except ImportError:
             raise ValueError("mqtt: paho-mqtt is not installed; pip install 'barkwatch[mqtt]'") from None
 
+        self.node = node or Node(socket.gethostname(), socket.gethostname())
+        if self.node.named and config.client_id == DEFAULT_CLIENT_ID:  # two nodes with one id knock each other off
+            config = replace(config, client_id=f"{DEFAULT_CLIENT_ID}-{self.node.name}")
         self.config = config
         self.tick_s = tick_s
         self.where = f"{config.host}:{config.port}"
-        prefix = config.topic_prefix.rstrip("/")
+        prefix = config.topic_prefix.rstrip("/") + (f"/{self.node.name}" if self.node.named else "")
         self.topic_barking, self.topic_event = f"{prefix}/barking", f"{prefix}/event"
         self.topic_count, self.topic_status = f"{prefix}/barks_today", f"{prefix}/status"
-        self._device_name = device_name
+        self.topic_state = f"{prefix}/state"
+        self._state: dict = {}  # the latest status() given
+        self._device_name = f"{device_name} {self.node.name}" if self.node.named else device_name
         self._now = now
         # _lock orders state changes and their publishes against on_connect's republish.
         self._lock = threading.Lock()
@@ -399,7 +442,7 @@ class _Mqtt(_Channel):
         self._warned_down = False  # one warning per outage, not one per reconnect attempt
         self._held = 0  # event messages published while disconnected since the last connect
 
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id, clean_session=False)
         if config.username is not None:
             client.username_pw_set(config.username, config.password)
         client.will_set(self.topic_status, "offline", qos=1, retain=True)
@@ -433,7 +476,7 @@ class _Mqtt(_Channel):
         if not self._connected and self._held >= self._queue_size:
             info = None
         else:
-            info = self._client.publish(self.topic_event, _record_json(record), qos=1)
+            info = self._client.publish(self.topic_event, self._event_json(record), qos=1)
         if info is None or info.rc == self._queue_full:
             log.warning("notify mqtt: %d event messages wait for %s already, event %s dropped", self._queue_size,
                         self.where, record.get("id"))
@@ -444,6 +487,22 @@ class _Mqtt(_Channel):
             log.warning("notify mqtt: cannot publish event %s (error %d)", record.get("id"), info.rc)
             return False
         return True
+
+    def _event_json(self, record: dict) -> str:
+        return _record_json({**record, "node": self.node.name, "room": self.node.room})
+
+    def status(self, state: dict) -> None:
+        """The listener's status (its status file's fields): kept, and published as ``state`` when connected."""
+        with self._lock:
+            self._state = {k: state.get(k) for k in STATE_KEYS}
+            self._publish_node_state()
+
+    def _publish_node_state(self) -> None:
+        """The retained ``state`` message (``_lock`` held); nothing while disconnected."""
+        if self._connected:
+            payload = {"node": self.node.name, "room": self.node.room, "url": self.node.url, **self._state,
+                       "barks_today": self._count}
+            self._client.publish(self.topic_state, json.dumps(payload, default=str), qos=1, retain=True)
 
     @property
     def barks_today(self) -> int:
@@ -486,6 +545,7 @@ class _Mqtt(_Channel):
         with self._lock:
             self._connected = True
             self._publish_state()
+            self._publish_node_state()
         client.publish(self.topic_status, "online", qos=1, retain=True)
 
     def _on_connect_fail(self, client, userdata) -> None:
@@ -551,15 +611,16 @@ class Notifier:
 
     ``now`` is the clock (local, timezone-aware by default); ``barks_today`` starts MQTT's counter (a service
     that restarts mid-day can pass the day's count from its event log); ``device_name`` names the Home
-    Assistant device; ``queue_size`` bounds each channel's queue and the MQTT messages held while the broker
-    is unreachable; ``retry_base_s`` is the webhook's first retry delay; ``reconnect_delay_s`` the MQTT
+    Assistant device (the node's name after it when named); ``node`` is this listener among several;
+    ``queue_size`` bounds each channel's queue and the MQTT messages held while the broker is unreachable; ``retry_base_s`` is the webhook's first retry delay; ``reconnect_delay_s`` the MQTT
     reconnect backoff (first, longest); ``tick_s`` how often MQTT checks for midnight when idle.
     Raises ``ValueError`` for settings that cannot work (quiet hours, an empty command, a bad URL).
     """
 
     def __init__(self, config: NotifyConfig, *, now: Callable[[], datetime] = _local_now, barks_today: int = 0,
                  device_name: str = "barkwatch", queue_size: int = DEFAULT_QUEUE_SIZE, retry_base_s: float = 0.5,
-                 reconnect_delay_s: tuple[float, float] = (1.0, 60.0), tick_s: float = 30.0):
+                 reconnect_delay_s: tuple[float, float] = (1.0, 60.0), tick_s: float = 30.0,
+                 node: Node | None = None):
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size}")
         self._now = now
@@ -575,7 +636,7 @@ class Notifier:
             m = config.mqtt
             channels.append(_Mqtt(m, _Gate(m.on, m.cooldown_s, quiet), queue_size, now=now,
                                   barks_today=barks_today, device_name=device_name,
-                                  reconnect_delay_s=reconnect_delay_s, tick_s=tick_s))
+                                  reconnect_delay_s=reconnect_delay_s, tick_s=tick_s, node=node))
         self._channels = channels
         self._closed = False
         for channel in channels:
@@ -599,6 +660,12 @@ class Notifier:
         replaces this one on a reload, so the count carries on."""
         mqtt = next((channel for channel in self._channels if isinstance(channel, _Mqtt)), None)
         return None if mqtt is None else mqtt.barks_today
+
+    def status(self, state: dict) -> None:
+        """The listener's status file fields (``ServiceState``), for MQTT's retained ``state``; returns at once."""
+        for channel in self._channels:
+            if isinstance(channel, _Mqtt):
+                channel.status(state)
 
     def notify(self, record: dict) -> None:
         """Queue ``record`` (an ``event_record``) for every channel and return at once; ignored after close."""

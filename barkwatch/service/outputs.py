@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -151,6 +152,8 @@ class Outputs(Hooks):
             self._energy, self._samples = 0.0, 0
         s.updated = datetime.now().astimezone().isoformat(timespec="seconds")
         self.state_writer.write(s)
+        if self.notifier is not None:  # MQTT's retained state: what a hub shows of this listener
+            self.notifier.status(asdict(s))
 
     def reconfigure(self, clips_settings: ClipsConfig | None, make_notifier: Callable[[int], object]) -> None:
         """A reloaded config: new clip settings from the next stream on, a new notifier at once. The old

@@ -36,9 +36,9 @@ def make_notifier(config: Config, barks_today: int = 0):
     n = config.notify
     if n.command.run is None and n.webhook.url is None and n.mqtt.host is None:
         return None
-    from .notify import Notifier
+    from .notify import Node, Notifier
 
-    return Notifier(n, barks_today=barks_today)
+    return Notifier(n, barks_today=barks_today, node=Node.from_config(config.node, config.web))
 
 
 def _changed_keys(old: Config, new: Config) -> list[str]:
