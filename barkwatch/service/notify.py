@@ -612,8 +612,9 @@ class Notifier:
     ``now`` is the clock (local, timezone-aware by default); ``barks_today`` starts MQTT's counter (a service
     that restarts mid-day can pass the day's count from its event log); ``device_name`` names the Home
     Assistant device (the node's name after it when named); ``node`` is this listener among several;
-    ``queue_size`` bounds each channel's queue and the MQTT messages held while the broker is unreachable; ``retry_base_s`` is the webhook's first retry delay; ``reconnect_delay_s`` the MQTT
-    reconnect backoff (first, longest); ``tick_s`` how often MQTT checks for midnight when idle.
+    ``queue_size`` bounds each channel's queue and the MQTT messages held while the broker is unreachable;
+    ``retry_base_s`` is the webhook's first retry delay; ``reconnect_delay_s`` the MQTT reconnect backoff
+    (first, longest); ``tick_s`` how often MQTT checks for midnight when idle.
     Raises ``ValueError`` for settings that cannot work (quiet hours, an empty command, a bad URL).
     """
 
