@@ -181,35 +181,7 @@ def make_app(settings: WebSettings):
     def html(text: str, code: int = 200) -> web.Response:
         return web.Response(text=text, content_type="text/html", status=code)
 
-    loopback_hosts = {f"{name}:{settings.port}" for name in ("127.0.0.1", "localhost", "[::1]")}
-
-    @web.middleware
-    async def guard(request: web.Request, handler):
-        # Another site open in the same browser must not read the home's recordings or change its labels:
-        # without a token, only this machine's own names are answered (no DNS rebinding), and a form posted
-        # from another site is refused whatever the token.
-        if request.method == "POST" and request.headers.get("Sec-Fetch-Site") == "cross-site":
-            return web.json_response({"error": "a request from another site"}, status=403)
-        origin = request.headers.get("Origin")
-        if request.method == "POST" and origin and urlsplit(origin).netloc != request.host:
-            return web.json_response({"error": "a request from another site"}, status=403)
-        if not settings.token:
-            if request.host not in loopback_hosts:
-                return web.json_response({"error": f"unknown host {request.host}"}, status=421)
-            return await handler(request)
-        header = request.headers.get("Authorization", "")
-        given = (header[7:].strip() if header.startswith("Bearer ") else "") or request.query.get("token") or \
-            request.cookies.get(COOKIE, "")
-        if given and hmac.compare_digest(given.encode(), settings.token.encode()):
-            if request.method == "GET" and request.query.get("token"):  # into a cookie, out of the address bar
-                rest = {k: v for k, v in request.query.items() if k != "token"}
-                response = web.HTTPSeeOther(request.path + ("?" + urlencode(rest) if rest else ""))
-                response.set_cookie(COOKIE, settings.token, httponly=True, samesite="Strict")
-                return response
-            return await handler(request)
-        if request.path.startswith("/api/"):
-            return web.json_response({"error": "a token is needed: Authorization: Bearer TOKEN"}, status=401)
-        return html(webpages.login_page("wrong token" if given else ""), code=401)
+    guard = guard_middleware(settings.token, settings.port)
 
     @routes.get("/")
     async def today_page(request: web.Request) -> web.Response:
@@ -420,6 +392,45 @@ def make_app(settings: WebSettings):
     app = web.Application(middlewares=[guard])
     app.add_routes(routes)
     return app
+
+
+def guard_middleware(token: str | None, port: int, login_page: Callable[[str], str] = webpages.login_page):
+    """The aiohttp middleware that holds the interface's security (see the module's docstring): without a
+    token only this machine's own host names on ``port`` are answered, with one every request must give it;
+    forms posted from another site are refused. ``barkwatch hub`` serves its pages behind it too."""
+    from aiohttp import web
+
+    loopback_hosts = {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
+
+    @web.middleware
+    async def guard(request: web.Request, handler):
+        # Another site open in the same browser must not read the home's recordings or change its labels:
+        # without a token, only this machine's own names are answered (no DNS rebinding), and a form posted
+        # from another site is refused whatever the token.
+        if request.method == "POST" and request.headers.get("Sec-Fetch-Site") == "cross-site":
+            return web.json_response({"error": "a request from another site"}, status=403)
+        origin = request.headers.get("Origin")
+        if request.method == "POST" and origin and urlsplit(origin).netloc != request.host:
+            return web.json_response({"error": "a request from another site"}, status=403)
+        if not token:
+            if request.host not in loopback_hosts:
+                return web.json_response({"error": f"unknown host {request.host}"}, status=421)
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        given = (header[7:].strip() if header.startswith("Bearer ") else "") or request.query.get("token") or \
+            request.cookies.get(COOKIE, "")
+        if given and hmac.compare_digest(given.encode(), token.encode()):
+            if request.method == "GET" and request.query.get("token"):  # into a cookie, out of the address bar
+                rest = {k: v for k, v in request.query.items() if k != "token"}
+                response = web.HTTPSeeOther(request.path + ("?" + urlencode(rest) if rest else ""))
+                response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
+                return response
+            return await handler(request)
+        if request.path.startswith("/api/"):
+            return web.json_response({"error": "a token is needed: Authorization: Bearer TOKEN"}, status=401)
+        return web.Response(text=login_page("wrong token" if given else ""), content_type="text/html", status=401)
+
+    return guard
 
 
 def last_labelled(path: Path) -> str | None:
