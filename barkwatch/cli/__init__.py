@@ -11,7 +11,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import detect, home, live, model, service
+from . import detect, home, hub, live, model, service
 
 app = typer.Typer(
     help="Detect dog barks in audio: scan recordings, listen to a microphone as a service, and learn your own "
@@ -53,6 +53,7 @@ app.command()(home.calibrate)
 app.command()(home.enrol)
 app.command()(home.report)
 app.command()(service.web)
+app.command()(hub.hub)
 
 
 def main() -> None:
