@@ -241,3 +241,75 @@ def test_a_bark_network_is_trained_exported_and_fine_tuned_from(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(run_cli("inspect", "--json", str(tmp_path / "p.pt")).stdout)["bark_net"]["front"] == "pcen"
     assert ((torch.jit.load(str(tmp_path / "p.pt"))(wave)[2] >= 0) & (model(wave)[2] <= 1)).all()
+
+
+def test_every_help_is_in_words_and_every_summary_whole():
+    import typer.main
+    from typer.testing import CliRunner
+
+    from barkwatch.cli import app
+
+    runner = CliRunner()
+    top = runner.invoke(app, ["--help"], terminal_width=100)
+    assert top.exit_code == 0, top.output
+    summaries = top.output.split("Commands:", 1)[1].splitlines()
+    assert summaries and not any(line.rstrip().endswith("...") for line in summaries), top.output
+    for name in typer.main.get_command(app).commands:
+        shown = runner.invoke(app, [name, "--help"], terminal_width=100)
+        assert shown.exit_code == 0, shown.output
+        for python in ("list[", "Path]", "{", "<str>", "%Y", "%H"):  # typer's types and datetime formats
+            assert python not in shown.output, f"barkwatch {name} --help shows {python!r}:\n{shown.output}"
+    detect = runner.invoke(app, ["detect", "--help"], terminal_width=100).output
+    assert "detect [OPTIONS] FILES...\n" in detect and "--start <time>" in detect
+
+
+def test_a_missing_optional_module_is_one_line_naming_what_to_install(monkeypatch, capsys):
+    import typer
+
+    from barkwatch.cli import options
+
+    assert options.missing_text("--plot", ["librosa", "matplotlib"]) == (
+        "--plot needs librosa and matplotlib, which this install leaves out: pip install 'librosa>=0.10,<0.12' "
+        "'matplotlib>=3.7,<4'")
+    torch_text = options.missing_text("train", ["torch", "matplotlib"])
+    assert "pip install 'torch>=2.1,<3' --index-url https://download.pytorch.org/whl/cpu" in torch_text
+    assert torch_text.endswith("then pip install 'matplotlib>=3.7,<4'") and "\n" not in torch_text
+
+    options.needs("web", "json")  # installed: nothing said
+    monkeypatch.setitem(options.INSTALL, "barkwatch_absent", "barkwatch-absent>=1")
+    with pytest.raises(typer.Exit) as exit:
+        options.needs("--thing", "json", "barkwatch_absent")
+    assert exit.value.exit_code == 2
+    assert capsys.readouterr().err == ("barkwatch: error: --thing needs barkwatch_absent, which this install leaves "
+                                       "out: pip install 'barkwatch-absent>=1'\n")
+
+
+def test_an_optional_module_a_command_reaches_unchecked_is_one_line_too(monkeypatch, capsys):
+    import barkwatch.cli as cli
+
+    def reaches(missing):
+        def app():
+            raise ModuleNotFoundError(f"No module named '{missing}'", name=missing)
+        return app
+
+    monkeypatch.setattr(cli, "installed", lambda module: False)
+    monkeypatch.setattr(cli.sys, "argv", ["barkwatch", "report", "--since", "7d"])
+    monkeypatch.setattr(cli, "app", reaches("matplotlib.pyplot"))
+    with pytest.raises(SystemExit) as exit:
+        cli.main()
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == ("barkwatch: error: report needs matplotlib, which this install leaves out: "
+                                       "pip install 'matplotlib>=3.7,<4'\n")
+    monkeypatch.setattr(cli, "app", reaches("annotated_doc"))  # not optional: a broken install, shown as it is
+    with pytest.raises(ModuleNotFoundError):
+        cli.main()
+
+
+def test_the_install_lines_pin_what_pyproject_pins():
+    tomllib = pytest.importorskip("tomllib")
+    from barkwatch.cli.options import INSTALL
+    from helpers import REPO
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pinned = set(project["dependencies"]) | {d for extra in project["optional-dependencies"].values() for d in extra}
+    assert set(INSTALL.values()) <= pinned

@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from .options import (Compute, Gate, Hold, Hop, Merge, Patience, Quiet, Release, Runtime, Threshold, build_detector,
-                      detector_options, fail, setup_logging)
+                      detector_options, fail, needs, setup_logging)
 
 
 def detect(
@@ -35,7 +35,9 @@ def detect(
     threshold: Threshold = None,
     start: Optional[datetime] = typer.Option(None, "--start", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
                                                                        "%Y-%m-%d %H:%M:%S"],
-                                             help="When the recording began (default: file time minus "
+                                             metavar="<time>",  # typer would print the formats above
+                                             help="When the recording began, as 2026-11-25T08:00:00 (local "
+                                             "time) or 2026-11-25T08:00:00+01:00 (default: file time minus "
                                              "duration); applies to each file."),
     hop: Hop = None,
     gate: Gate = None,
@@ -57,6 +59,8 @@ def detect(
     from ..detection.scan import ScoreWriter
 
     setup_logging(quiet)
+    if plot is not None:  # said before the scan, not after it
+        needs("--plot", "librosa", "matplotlib")
     settings = DetectorSettings(**detector_options(threshold, hop, gate, patience, release, merge, hold))
     detector = build_detector(model, settings, compute or "auto", threads, runtime or "auto")
 

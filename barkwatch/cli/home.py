@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 
 from .options import (AsJson, ConfigFile, Device, EventsDir, ModelFile, Quiet, audio_paths, detector_from_config, fail,
-                      load_config, setup_logging)
+                      load_config, needs, setup_logging)
 
 
 def label(
@@ -28,6 +28,7 @@ def label(
     """Label clips one key at a time: my dog, other dog, not a bark. Resumable; writes FOLDER/labels.jsonl."""
     from ..home.label import LabelError, find_clips, run, scorer_for, summary
 
+    needs("label", "librosa")  # each clip's picture
     if not folder.is_dir():
         fail(f"{folder}: no such folder")
     config = load_config(config_file, {"model.path": model}).config
@@ -43,11 +44,12 @@ def label(
 
 
 def calibrate(
-    background: List[Path] = typer.Option(..., "--background", help="Recordings of the home with no barking "
-                                          "(files or folders; repeatable): every event on them is a false alarm."),
-    barks: List[Path] = typer.Option([], "--barks", help="Clips of the dog barking (files, folders, or a "
-                                     "labels.jsonl for its 'my dog' clips; repeatable): a clip with an event "
-                                     "is found. Gives the recall column."),
+    background: List[Path] = typer.Option(..., "--background", metavar="<path>", help="Recordings of the home "
+                                          "with no barking (files or folders; repeatable): every event on them "
+                                          "is a false alarm."),
+    barks: List[Path] = typer.Option([], "--barks", metavar="<path>", help="Clips of the dog barking (files, "
+                                     "folders, or a labels.jsonl for its 'my dog' clips; repeatable): a clip "
+                                     "with an event is found. Gives the recall column."),
     budget: float = typer.Option(0.5, "--budget", min=0.0, help="False alarms per hour to allow."),
     margin: str = typer.Option("centre", "--margin", help="centre: with --barks, halfway (log-odds) from the "
                                "lowest safe threshold to the highest that finds as many clips; none: the lowest "
@@ -71,15 +73,18 @@ def calibrate(
     setup_logging(quiet)
     if margin not in ("centre", "none"):
         fail(f"--margin {margin}: choose centre or none")
+    if plot is not None:
+        needs("--plot", "matplotlib")
     config = load_config(config_file, {"model.path": model}).config
     background_paths = audio_paths("--background", background)
     bark_paths = audio_paths("--barks", [b for b in barks if b.suffix != ".jsonl"])
     for listing in (b for b in barks if b.suffix == ".jsonl"):  # labels.jsonl: its "my dog" clips
-        from ..training.train import labelled_files
+        from ..home.label import labels_in  # not training's labelled_files: that module imports torch
 
         if not listing.is_file():
             fail(f"--barks {listing}: no such file")
-        bark_paths += [p for p, label in labelled_files(listing) if label == "my_dog"]
+        bark_paths += [listing.parent / name for name, label in sorted(labels_in(listing).items())
+                       if label == "my_dog"]
     detector = detector_from_config(config, channel=None)  # recordings: all channels mixed
     loaded, settings = detector.model, detector.tracker_settings
     # The model file to copy with the new threshold: the .pt itself where its ONNX export did the scoring.
@@ -168,8 +173,8 @@ def enrol(
     quiet_recording: Optional[Path] = typer.Option(None, "--quiet", help="An existing recording (file or "
                                                    "folder) of the home with no barking instead of recording one."),
     budget: float = typer.Option(0.5, "--budget", min=0.0, help="False alarms per hour to allow."),
-    negatives: List[Path] = typer.Option([], "--negatives", help="More sounds that are not barks to train "
-                                         "with (folders; repeatable), e.g. samples/other."),
+    negatives: List[Path] = typer.Option([], "--negatives", metavar="<folder>", help="More sounds that are not "
+                                         "barks to train with (folders; repeatable), e.g. samples/other."),
     redo: Optional[str] = typer.Option(None, "--redo", help="Run this step and those after it again: "
                                        "day, quiet, label, train or calibrate."),
     yes: bool = typer.Option(False, "--yes", help="Do not wait for Enter before the quiet recording."),
@@ -193,6 +198,7 @@ def enrol(
 
     if redo is not None and redo not in STEPS:
         fail(f"--redo {redo}: choose one of {', '.join(STEPS)}")
+    needs("enrol", "torch", "librosa")  # to label and train: said before an hour of recording, not after
     if quiet_recording is not None and not quiet_recording.exists():
         fail(f"--quiet {quiet_recording}: no such file or folder")
     for path in negatives:
@@ -282,6 +288,7 @@ def report(
     from ..config import resolve_dirs
     from ..service.eventlog import parse_when, read_events, read_events_file
 
+    needs("report", "matplotlib")
     setup_logging()
     now = datetime.now().astimezone()
     try:

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .options import Quiet, auc_text, fail, setup_logging
+from .options import Quiet, auc_text, fail, needs, setup_logging
 
 # A clip ROC AUC at or under this on the model's own test clips: little better than a coin (0.5).
 CHANCE_AUC = 0.6
@@ -60,7 +60,7 @@ def train(
     preset: str = typer.Option("seed", "--preset", help="Network preset: seed (the notebook's), medium, small or pooled (small, pooled over time)."),
     window: int = typer.Option(3, "--window", help="Window length in seconds: 1, 2 or 3."),
     epochs: int = typer.Option(50, "--epochs", help="Most epochs per RL weight (early stopping may end sooner)."),
-    rl_weight: List[str] = typer.Option(["1e8"], "--rl-weight",
+    rl_weight: List[str] = typer.Option(["1e8"], "--rl-weight", metavar="<weights>",
                                         help="RL weight; repeat or comma-separate several to sweep."),
     objective: str = typer.Option("one-class", "--objective", help="one-class: the VAE learns the barks alone "
                                   "(the notebook); joint: it learns all sounds with a bark head on its latent mean."),
@@ -135,12 +135,13 @@ def train(
                                          help="Most windows cut from one file (from its loudest part)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps."),
     seed: int = typer.Option(0, "--seed", help="Seed for the split, the initial weights and the shuffling."),
-    exclude_sources: Optional[list[Path]] = typer.Option(None, "--exclude-sources", help="Text file of "
-                                                         "recordings (dataset/source_id, one a line) to leave "
-                                                         "out entirely; repeatable."),
+    exclude_sources: Optional[list[Path]] = typer.Option(None, "--exclude-sources", metavar="<path>",
+                                                         help="Text file of recordings (dataset/source_id, one "
+                                                         "a line) to leave out entirely; repeatable."),
     quiet: Quiet = False,
 ) -> None:
     """Train a model from a folder of barks (and other sounds) and export it as one file."""
+    needs("train", "torch", *(["matplotlib"] if report is not None else []))  # the report's plots
     setup_logging(quiet)
     from ..model.modelfile import ModelFileError
     from ..training.train import TrainConfig, TrainingError
@@ -276,6 +277,7 @@ def export_onnx(
     """Export a model file as ONNX, for `--runtime onnx` (ONNX Runtime without torch: a small box's choice)."""
     from ..model.modelfile import ModelFileError, export_onnx as export
 
+    needs("export-onnx", "torch", "onnx", "onnxscript")
     try:
         written = export(model, out)
     except ModelFileError as e:

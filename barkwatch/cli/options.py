@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, List, NoReturn, Optional
 
 import typer
+from typer.core import TyperCommand
 
 EXIT_USAGE = 2
 
@@ -22,6 +23,84 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """One line on stderr, no traceback, and the exit code (2: fix the command; 1: something failed)."""
     typer.echo(f"barkwatch: error: {message}", err=True)
     raise typer.Exit(code)
+
+
+# What an optional module is installed as: pyproject.toml's pins (tests/test_cli.py holds them equal), named
+# directly rather than as barkwatch's extras, since `pip install 'barkwatch[web]'` on an install made with
+# --no-deps would pull torch back in.
+INSTALL = {
+    "torch": "torch>=2.1,<3",
+    "librosa": "librosa>=0.10,<0.12",
+    "matplotlib": "matplotlib>=3.7,<4",
+    "aiohttp": "aiohttp>=3.9,<4",
+    "onnxruntime": "onnxruntime>=1.17,<2",
+    "onnx": "onnx>=1.16,<2",
+    "onnxscript": "onnxscript>=0.2,<1",
+    "paho": "paho-mqtt>=2,<3",
+}
+# A plain `pip install torch` on Linux is the CUDA build, gigabytes a box without an NVIDIA GPU never uses.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported, told without importing it (torch takes a second)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_text(what: str, modules: List[str]) -> str:
+    """``what`` needs ``modules``, in one line with the pip command that installs them."""
+    names = ", ".join(modules[:-1]) + " and " + modules[-1] if len(modules) > 1 else modules[0]
+    others = " ".join(f"'{INSTALL[m]}'" for m in modules if m != "torch")
+    if "torch" in modules:  # its CPU build from its own index, which holds torch and its dependencies only
+        command = f"pip install '{INSTALL['torch']}' --index-url {TORCH_CPU_INDEX} (the CPU build; a plain " \
+                  "pip install torch fetches gigabytes of CUDA)" + (f", then pip install {others}" if others else "")
+    else:
+        command = f"pip install {others}"
+    return f"{what} needs {names}, which this install leaves out: {command}"
+
+
+def needs(what: str, *modules: str) -> None:
+    """Exit 2 with one line naming what to pip install when a module ``what`` (a command, an option) needs is
+    not installed: the small-box install leaves torch, librosa and matplotlib out."""
+    missing = [m for m in modules if not installed(m)]
+    if missing:
+        fail(missing_text(what, missing))
+
+
+class Command(TyperCommand):
+    """A command whose help is in words: arguments by name in capitals (``FILES...``, ``[FOLDER]``), as click
+    writes them, where typer prints Python's types (``{files}... <list[Path]>``), and ``<text>`` for ``<str>``."""
+
+    @staticmethod
+    def _argument(param) -> str:
+        return param.metavar or param.name.upper()
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = self._argument(param) if param.required else f"[{self._argument(param)}]"
+                pieces.append(name + ("..." if param.nargs != 1 else ""))
+        return pieces
+
+    def format_options(self, ctx, formatter) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            if getattr(param, "hidden", False):
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((self._argument(param) + ("..." if param.nargs != 1 else ""), param.help or ""))
+            elif param.param_type_name == "option" and (record := param.get_help_record(ctx)) is not None:
+                options.append((record[0].replace("<str>", "<text>"), record[1]))
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
 
 def setup_logging(quiet: bool = False, level: str = "info") -> None:
@@ -96,12 +175,15 @@ def load_config(config_file: Optional[Path], flags: dict):
 
 
 def build_detector(model: Optional[Path], settings, compute: str = "auto", threads: Optional[int] = None,
-                   runtime: str = "auto"):
-    """``Detector.load``, or exit 2 with one line for a model, device or setting that cannot work."""
-    from ..detection.detector import Detector, DetectorError
+                   runtime: str = "auto", runtime_flag: str = "--runtime torch"):
+    """``Detector.load``, or exit 2 with one line for a model, device or setting that cannot work (torch asked
+    for where it is not installed: ``runtime_flag`` needs torch)."""
+    from ..detection.detector import Detector, DetectorError, resolve_runtime
     from ..model.modelfile import ModelFileError
 
     try:
+        if resolve_runtime(runtime, model, compute) == "torch":  # auto never picks torch where it is absent
+            needs(runtime_flag, "torch")
         return Detector.load(model, settings, compute=compute, threads=threads, runtime=runtime)
     except (DetectorError, ModelFileError) as e:
         fail(str(e))
@@ -113,7 +195,7 @@ def detector_from_config(config, **overrides):
 
     return build_detector(Path(config.model.path) if config.model.path else None,
                           DetectorSettings.from_config(config, **overrides), config.model.compute,
-                          config.model.threads, config.model.runtime)
+                          config.model.threads, config.model.runtime, "--runtime torch (model.runtime)")
 
 
 def audio_paths(flag: str, given: List[Path]) -> list[Path]:

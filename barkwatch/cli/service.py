@@ -148,12 +148,9 @@ def web(
     from ..config import dirs_to_read, resolve_dirs
     from ..service.systemd import state_path
     from ..service.web import WebError, WebSettings, serve
-    from .options import setup_logging
+    from .options import needs, setup_logging
 
-    import importlib.util
-
-    if importlib.util.find_spec("aiohttp") is None:
-        fail("web needs aiohttp: pip install 'barkwatch[web]' (scripts/setup installs it)", code=1)
+    needs("web", "aiohttp")
     setup_logging(False)
     config = load_config(config_file, {"web.host": host, "web.port": port, "web.token": token,
                                        "web.labels_dir": str(labels_dir) if labels_dir else None}).config
