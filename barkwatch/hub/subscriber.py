@@ -54,6 +54,7 @@ class Hub:
         self._stop = threading.Event()
         self._wake = threading.Event()  # the backfill: go now
         self._due: set[str] = set()  # nodes to backfill at the next wake; "*": all
+        self._due_lock = threading.Lock()
         self._known: set[str] = set()  # nodes heard of since start
         self._unnamed: str | None = None  # the name a single unnamed listener gave itself
         self._connected = threading.Event()
@@ -204,7 +205,8 @@ class Hub:
     # -- the backfill
 
     def _backfill_soon(self, node: str) -> None:
-        self._due.add(node)
+        with self._due_lock:
+            self._due.add(node)
         self._wake.set()
 
     def _backfill_loop(self) -> None:
@@ -217,7 +219,8 @@ class Hub:
                     break
                 if woken:
                     time.sleep(0.5)  # let the retained states of a fresh connection arrive first
-                due, self._due = self._due, set()
+                with self._due_lock:
+                    due, self._due = self._due, set()
                 for node in store.nodes():
                     url = self.settings.node_url(node.name, node.url)
                     if not woken or "*" in due or node.name in due:
