@@ -134,6 +134,14 @@ class Store:
                                    (since - margin_s, until + margin_s)).fetchall()
         return [Heard(i, n, room, s, d, lv, p, bool(c)) for i, n, room, s, d, lv, p, c in rows]
 
+    def signature(self, since: float, until: float) -> tuple[int, int]:
+        """(how many events began in [since, until), the highest row number among them): changes whenever an
+        event of that span is stored, so what was computed from the span can be kept until then."""
+        with self._lock:
+            count, top = self.db.execute("SELECT count(*), max(rowid) FROM events WHERE start >= ? AND start < ?",
+                                         (since, until)).fetchone()
+        return count, top or 0
+
     def event(self, event_id: str) -> tuple[str, bool] | None:
         """``(node, has a clip)`` of a stored event, or None."""
         with self._lock:

@@ -105,6 +105,18 @@ def make_app(settings: HubSettings):
         return html(pages.today_page(nodes, dict(counts), dict(seconds), [bark_view(b) for b in chosen[:SHOWN]],
                                      room, len(chosen)))
 
+    counted: dict[date, tuple[tuple[int, int], Counter]] = {}  # a day's barks per room, and what they came from
+
+    def day_counts(day: date) -> Counter:
+        """Barks per room on ``day``, merged again only when an event of that day was stored since (a year's
+        database must not be merged four weeks at a time for every page). A bark merged across midnight with
+        an event stored later on the other side is the one case this can miss, until the day changes again."""
+        since, until = local_midnight(day).timestamp(), local_midnight(day + timedelta(days=1)).timestamp()
+        signature = store.signature(since, until)
+        if day not in counted or counted[day][0] != signature:
+            counted[day] = (signature, Counter(b.room for b in barks_between(store, since, until, settings.merge_s)))
+        return counted[day][1]
+
     @routes.get("/history")
     async def history_page(request: web.Request) -> web.Response:
         now = datetime.now().astimezone()
@@ -121,11 +133,11 @@ def make_app(settings: HubSettings):
         room = room_of(request)
 
         def read():
-            barks = barks_between(store, local_midnight(first).timestamp(), time.time() + 1, settings.merge_s)
-            by_day: dict[date, Counter] = defaultdict(Counter)
-            for b in barks:
-                by_day[datetime.fromtimestamp(b.start).date()][b.room] += 1
-            rooms = sorted({b.room for b in barks} | {n.room for n in store.nodes()})
+            for old in [d for d in counted if d < first]:
+                counted.pop(old, None)
+            by_day = {first + timedelta(days=i): day_counts(first + timedelta(days=i))
+                      for i in range(HISTORY_DAYS)}
+            rooms = sorted({r for counts in by_day.values() for r in counts} | {n.room for n in store.nodes()})
             chosen = [] if day is None else [bark_view(b) for b in barks_between(
                 store, local_midnight(day).timestamp(), local_midnight(day + timedelta(days=1)).timestamp(),
                 settings.merge_s, room)]
@@ -193,6 +205,13 @@ def make_app(settings: HubSettings):
     app = web.Application(middlewares=[guard_middleware(settings.token, settings.port, pages.login_page)])
     app.add_routes(routes)
     app.cleanup_ctx.append(client_session)
+
+    async def warm(app: web.Application) -> None:  # the four weeks' counts merged before the first page asks
+        today = datetime.now().astimezone().date()
+        asyncio.get_running_loop().run_in_executor(None, lambda: [day_counts(today - timedelta(days=i))
+                                                                   for i in range(HISTORY_DAYS)])
+
+    app.on_startup.append(warm)
     app.on_cleanup.append(lambda app: asyncio.get_running_loop().run_in_executor(None, store.close))
     return app
 
