@@ -52,11 +52,13 @@ def test_homes_are_drawn_reproducibly_from_the_manifest(tmp_path):
 
 
 def test_a_home_runs_through_the_real_commands_and_is_scored_from_its_truth(tmp_path):
+    # Short recordings and five epochs of fine-tuning: what is tested is the benchmark's machinery, not the
+    # enrolled model's quality (that is benchmarks/home.py's own run).
     data, out = sample_data(tmp_path), tmp_path / "out"
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "home.py"), "--data", str(data),
-                             "--homes", "1", "--day-minutes", "12", "--quiet-minutes", "4", "--after-minutes", "4", "--jobs", "1",
+                             "--homes", "1", "--day-minutes", "8", "--quiet-minutes", "3", "--after-minutes", "3", "--jobs", "1",
                              "--out", str(out), "--modes", "default,default+calibrate,enrolled+calibrate",
-                             "--labels-budget", "30"], cwd=REPO, capture_output=True, text=True, timeout=900)
+                             "--labels-budget", "30", "--train-args=--epochs 5"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((out / "results.json").read_text())
     assert set(summary["modes"]) == {"default", "default+calibrate", "enrolled+calibrate"}
@@ -70,7 +72,7 @@ def test_a_home_runs_through_the_real_commands_and_is_scored_from_its_truth(tmp_
     assert mine["day1"] == set(row["enrol_clips"]) and mine["after"] == set(row["later_clips"])
     assert not truths["quiet"]["barks"]
     audio, rate = sf.read(str(folder / "after.wav"))
-    assert rate == 22050 and len(audio) == 4 * 60 * rate and np.abs(audio).max() <= 1.0
+    assert rate == 22050 and len(audio) == 3 * 60 * rate and np.abs(audio).max() <= 1.0
     # The owner's labels, written as `label` writes them, at most the budget.
     lines = [json.loads(x) for x in (folder / "recorded" / "labels.jsonl").read_text().splitlines()]
     assert 0 < len(lines) <= 30 and {x["label"] for x in lines} <= {"my_dog", "other_dog", "not_bark"}
@@ -80,7 +82,7 @@ def test_a_home_runs_through_the_real_commands_and_is_scored_from_its_truth(tmp_
     after_barks = sum(b["dog"] == "mine" for b in truths["after"]["barks"])
     for mode, m in row["modes"].items():
         assert m["barks"] == after_barks and 0.0 <= m["recall"] <= 1.0
-        assert m["false_alarms_per_hour"] == pytest.approx(m["false_alarms"] / (4 / 60))
+        assert m["false_alarms_per_hour"] == pytest.approx(m["false_alarms"] / (3 / 60))
     assert (out / "results.md").is_file() and (out / "home.png").stat().st_size > 1000
 
 
