@@ -530,11 +530,26 @@ def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
+def _unreadable_hint(path: Path) -> str:
+    """What lets a user read a file their group rights keep them from: the service's config is root's,
+    readable by its group (it may hold tokens and passwords)."""
+    import grp
+
+    try:
+        group = grp.getgrgid(path.stat().st_gid).gr_name
+    except (OSError, KeyError):  # a folder above it is closed too
+        return "run the command with sudo"
+    return (f"run the command with sudo, or join group {group} (sudo usermod -aG {group} $USER, then log in "
+            "again)")
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     """The file's keys as {path: raw value}; syntax, unknown keys and misplaced sections raise ConfigError."""
     source = str(path)
     try:
         data = _yaml_load(path.read_text(encoding="utf-8"))
+    except PermissionError:
+        raise ConfigError(f"{source}: permission denied; {_unreadable_hint(path)}") from None
     except OSError as e:
         raise ConfigError(f"{source}: cannot read the config file: {e.strerror or e}") from None
     except UnicodeDecodeError:
@@ -654,10 +669,18 @@ def _find_file(config_file: str | os.PathLike | None, env: Mapping[str, str],
     for given, by in named:
         if given is not None:
             path = _expand(os.fspath(given), env)
-            if not path.exists():
+            if not _exists(path):
                 raise ConfigError(f"{path}: config file not found (named by {by}); check the path")
             return path
-    return next((p for p in (search_paths(env) if search is None else search) if Path(p).exists()), None)
+    return next((p for p in (search_paths(env) if search is None else search) if _exists(Path(p))), None)
+
+
+def _exists(path: Path) -> bool:
+    """Whether the file is there; a folder on its way this user may not enter is a ConfigError that says how."""
+    try:
+        return path.exists()
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied; {_unreadable_hint(path.parent)}") from None
 
 
 def load_config(config_file: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import time
@@ -354,3 +355,54 @@ def test_parse_quiet_hours():
                       ("22:00-22:00", "same time"), ("", "HH:MM-HH:MM")]:
         with pytest.raises(ValueError, match=says):
             cfg.parse_quiet_hours(bad)
+
+
+def load_as_nobody(config: Path) -> str:
+    """``load_config(config)`` in a forked child that became nobody (this interpreter may live where nobody
+    cannot start it): "loaded" or the error's text."""
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never back into pytest
+        try:
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            load_config(config)
+            message = "loaded"
+        except ConfigError as e:
+            message = str(e)
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            message = f"{type(e).__name__}: {e}"
+        os.write(write, message.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        message = f.read()
+    os.waitpid(pid, 0)
+    return message
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to become another user")
+def test_a_config_only_its_group_may_read_says_sudo_or_join_the_group():
+    """The service's config is root:barkwatch 0640 in /etc/barkwatch: a user outside the group is told how to
+    read it, in one line, whether the file or its folder is closed to them."""
+    import grp
+    import tempfile
+
+    group = grp.getgrgid(0).gr_name  # root's group: nobody is not in it
+    hint = f"permission denied; run the command with sudo, or join group {group} (sudo usermod -aG {group} $USER, " \
+           "then log in again)"
+    with tempfile.TemporaryDirectory(dir="/tmp") as top:  # pytest's own folders are closed to other users
+        folder = Path(top) / "barkwatch"
+        folder.mkdir()
+        Path(top).chmod(0o755)
+        config = folder / "config.yaml"
+        config.write_text("audio:\n  device: default\n")
+        os.chown(config, 0, 0)
+        config.chmod(0o640)
+        assert load_as_nobody(config) == f"{config}: {hint}"
+        folder.chmod(0o750)
+        assert load_as_nobody(config) == f"{config}: {hint}"
