@@ -122,6 +122,7 @@ def test_the_quality_plot_reads_every_recipe_row_of_the_log_and_writes_a_png(tmp
     assert plot.main(["--log", str(tmp_path / "absent.md"), "--out", str(out)]) == 2
 
 
+@pytest.mark.slow
 def test_the_soak_benchmark_runs_the_live_path_and_checks_the_log_and_the_quota(tmp_path):
     """A few minutes of audio, not a day (the README has the day's figures): every event in the log, the
     clip quota held with clips deleted to hold it, memory and descriptors sampled."""

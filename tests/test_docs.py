@@ -136,3 +136,11 @@ def test_a_wrong_option_in_a_page_is_caught(tmp_path):
     known = {o for p in cli_commands()["detect"].params for o in p.opts}
     assert "--no-such-flag" in options_of(words) and "--no-such-flag" not in known
     assert LINK.findall(text) == ["nowhere.md"] and not (tmp_path / "nowhere.md").exists()
+
+
+def test_every_package_setup_installs_for_the_tests_is_named_in_the_testing_page():
+    setup = (REPO / "scripts" / "setup").read_text()
+    line = next(x for x in setup.splitlines() if x.startswith('[ "$tests" = 0 ] || APT_PACKAGES='))
+    packages = line.split('"$APT_PACKAGES ', 1)[1].rstrip('"').split()
+    named = set(INLINE_CODE.findall((REPO / "docs" / "testing.md").read_text()))
+    assert len(packages) >= 10 and not set(packages) - named, set(packages) - named

@@ -51,6 +51,7 @@ def test_homes_are_drawn_reproducibly_from_the_manifest(tmp_path):
         home.plan_homes([c for c in clips if c.source != "ESC-50/one-dog"], 1, seed=0)
 
 
+@pytest.mark.slow
 def test_a_home_runs_through_the_real_commands_and_is_scored_from_its_truth(tmp_path):
     # Short recordings and five epochs of fine-tuning: what is tested is the benchmark's machinery, not the
     # enrolled model's quality (that is benchmarks/home.py's own run).

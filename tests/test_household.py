@@ -400,6 +400,7 @@ def test_evaluate_needs_a_model_or_the_baseline_and_a_truth(mix, tmp_path, capsy
     assert err.count("\n") == 1 and str(tmp_path / "truth.json") in err and "build" in err
 
 
+@pytest.mark.slow
 def test_parity_finds_the_two_runtimes_the_same_detector_and_a_retrained_file_not(mix, tmp_path):
     from barkwatch.model.modelfile import DEFAULT_MODEL, update_metadata
 

@@ -131,6 +131,7 @@ def test_bad_options_name_themselves(tmp_path):
     assert result.returncode == 2 and "--fast" in result.stderr and "file:" in result.stderr
 
 
+@pytest.mark.slow
 def test_fast_reads_a_long_recording_in_less_than_its_length_with_its_own_times(tmp_path):
     # Two barks 50 s apart in a minute of quiet, then 30 short sounds 5 s apart (faster than the clip encoder
     # at full speed: each waits for it, none is skipped). Each is kept where it is in the file.

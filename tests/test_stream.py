@@ -26,13 +26,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listening(port: int) -> bool:
+    """Whether a socket listens on 127.0.0.1:``port``, read from /proc/net/tcp: connecting to find out would
+    be the one client ffmpeg's server serves."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "0A" and int(local.split(":")[1], 16) == port:
+            return True
+    return False
+
+
 def serve(audio: Path, port: int) -> subprocess.Popen:
-    """ffmpeg serving ``audio`` in real time as an Ogg Vorbis stream over HTTP, to one client, then ending."""
-    return subprocess.Popen([FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i", str(audio),
-                             "-c:a", "libvorbis", "-f", "ogg", "-listen", "1", f"http://127.0.0.1:{port}/live.ogg"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """ffmpeg serving ``audio`` in real time as an Ogg Vorbis stream over HTTP, to one client, then ending;
+    returned once it listens (on a busy machine ffmpeg takes a while to start)."""
+    server = subprocess.Popen([FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i", str(audio),
+                               "-c:a", "libvorbis", "-f", "ogg", "-listen", "1", f"http://127.0.0.1:{port}/live.ogg"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not listening(port):
+        assert server.poll() is None, server.stderr.read()
+        assert time.monotonic() < deadline, f"ffmpeg never listened on port {port}"
+        time.sleep(0.02)
+    return server
 
 
+@pytest.mark.live
 @needs_ffmpeg
 def test_barks_in_a_network_stream_are_found_and_a_stream_that_ends_is_reopened_when_it_is_back(tmp_path):
     port = free_port()
