@@ -298,6 +298,27 @@ def test_install_service_dry_run(tmp_path):
     assert not prefix.exists()
 
 
+def test_install_service_hub_installs_the_hub_unit_without_an_audio_check(tmp_path):
+    prefix = tmp_path / "opt" / "barkwatch"
+    if not Path("/usr/bin/python3").is_file():
+        pytest.skip("no system python3 in /usr/bin for the dry run to find")
+    system_first = dict(os.environ, PATH="/usr/bin:" + os.environ.get("PATH", ""))
+    script = ["bash", str(REPO / "scripts" / "install-service"), "--dry-run", "--prefix", str(prefix), "--hub"]
+    result = subprocess.run(script, capture_output=True, text=True, timeout=60, env=system_first)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "devices --check" not in out and "audio.device" not in out
+    assert out.index("+ check that hub.mqtt is set in /etc/barkwatch/config.yaml") < out.index("daemon-reload")
+    assert "/etc/systemd/system/barkwatch-hub.service" in out
+    assert f"ExecStart={prefix}/.venv/bin/barkwatch hub --config /etc/barkwatch/config.yaml" in out
+    assert "systemctl enable barkwatch-hub.service" in out and "dry run, nothing was changed" in out
+    refused = subprocess.run(script + ["--device", "hw:1"], capture_output=True, text=True, timeout=60,
+                             env=system_first)
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "install-service: --device is for a listener; the hub has no audio (see --help)")
+    assert not prefix.exists()
+
+
 def test_install_service_dry_run_refuses_what_the_real_run_would_a_python_under_a_home_directory(tmp_path):
     """The interpreter check runs in a dry run too: a python3 under a home directory (pyenv's, say) first on
     the PATH is refused as the real run would refuse it, before anything would be done."""

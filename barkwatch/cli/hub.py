@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .options import ConfigFile, fail, load_config, setup_logging
+from .options import ConfigFile, fail, load_config, needs, setup_logging
 
 
 def hub(
@@ -26,13 +26,9 @@ def hub(
 ) -> None:
     """Gather the barks of every listener on an MQTT broker into one database and one set of pages, each bark
     in the room whose microphone heard it loudest (docs/hub.md)."""
-    import importlib.util
-
     from ..config import resolve_dirs
 
-    for module, extra in (("paho", "mqtt"), ("aiohttp", "web")):
-        if importlib.util.find_spec(module) is None:
-            fail(f"hub needs {module}: pip install 'barkwatch[mqtt,web]' (scripts/setup installs both)", code=1)
+    needs("hub", "paho", "aiohttp")
     config = load_config(config_file, {"hub.mqtt": mqtt, "hub.db": str(db) if db else None, "hub.host": host,
                                        "hub.port": port, "hub.token": token}).config
     from ..hub.settings import HubError, HubSettings
