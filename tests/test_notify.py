@@ -554,10 +554,15 @@ def test_mqtt_broker_down_mid_run_and_back_gets_what_was_held_and_the_log_names_
         wait_until(lambda n=n: sum(vars(notifier.stats["mqtt"]).values()) == n)
     assert "event e4 dropped" in caplog.text
     with broker, Subscriber(broker.port, ("bw/event",), client_id="watcher", persistent=True) as sub:
-        assert [sub.wait_for("bw/event", count=n).json()["id"] for n in (1, 2)] == ["e2", "e3"]
+        def ids() -> list[str]:
+            return [m.json()["id"] for m in sub.on("bw/event")]
+
+        wait_until(lambda: {"e2", "e3"} <= set(ids()))
         wait_until(lambda: "sending the 2 event message(s) held while it was down" in caplog.text)
         time.sleep(0.3)
-        assert len(sub.on("bw/event")) == 2
+        # QoS 1 is at least once: e1, in flight when the broker stopped (its acknowledgement lost with it), may
+        # come again; a hub stores it once, by its id. The held ones come in order, the dropped one never.
+        assert [i for i in ids() if i != "e1"] == ["e2", "e3"] and ids().count("e1") <= 1, ids()
         notifier.close(timeout=5)
     stats = notifier.stats["mqtt"]
     assert (stats.sent, stats.failed) == (3, 1)
