@@ -210,3 +210,26 @@ def test_a_public_address_needs_a_token(tmp_path):
 
     with pytest.raises(HubError, match="needs a token"):
         check(HubSettings(Broker("h", 1883, False), tmp_path / "db", host="0.0.0.0"))
+
+
+def test_a_node_that_announces_a_new_address_keeps_its_first_until_the_admin_pins_one(tmp_path, caplog):
+    """Anyone who may publish to the broker can announce an address, and the hub sends the node's token there:
+    the first address a node gave is kept (across restarts, from the database), a different one is named in
+    the log once and not used; a node pinned in hub.node_urls takes what it says, the pin winning anyway."""
+    pytest.importorskip("paho.mqtt.client")
+    from barkwatch.hub.subscriber import Hub
+
+    settings = HubSettings(Broker("127.0.0.1", 1, False), tmp_path / "hub.sqlite", node_urls={"hall": "http://h:1"})
+    hub = Hub(settings)
+    assert hub._announced_url("garden", "http://garden:8080") == "http://garden:8080"
+    hub.store.set_node("garden", url="http://garden:8080")
+    for _ in range(2):
+        assert hub._announced_url("garden", "http://evil:8080") == "http://garden:8080"
+    assert caplog.text.count("garden announces a new web address, http://evil:8080") == 1
+    assert hub._announced_url("garden", None) == "http://garden:8080"
+    assert hub._announced_url("hall", "http://hall-new:8080") == "http://hall-new:8080"
+    assert settings.node_url("hall", "http://hall-new:8080") == "http://h:1"
+    hub.store.close()
+    again = Hub(settings)  # after a restart: the first address comes from the database
+    assert again._announced_url("garden", "http://evil:8080") == "http://garden:8080"
+    again.store.close()

@@ -50,6 +50,9 @@ class Hub:
         self.store = Store(settings.db)  # the writer's connection
         self.stats = {"mqtt": 0, "backfill": 0, "skipped": 0}
         self._rooms = {n.name: n.room for n in self.store.nodes()}
+        # Each node's web address as first announced: its token goes there only (see _announced_url).
+        self._urls = {n.name: n.url for n in self.store.nodes() if n.url}
+        self._moved: set[tuple[str, str]] = set()  # (node, address) already warned of
         self._queue: queue.Queue = queue.Queue(QUEUE_MAX)
         self._stop = threading.Event()
         self._wake = threading.Event()  # the backfill: go now
@@ -194,13 +197,32 @@ class Hub:
                 state = item[2]
                 room = state.get("room") if isinstance(state.get("room"), str) else None
                 self._rooms[node] = room or self._rooms.get(node) or node
-                self.store.set_node(node, room=self._rooms[node], url=state.get("url"), state=state)
+                self.store.set_node(node, room=self._rooms[node], url=self._announced_url(node, state.get("url")),
+                                    state=state)
             else:
                 self.store.set_node(node, online=int(item[2]))
         if rows:
             self.stats["mqtt"] += self.store.add(rows, "mqtt", self._rooms)
         for node, when in seen.items():
             self.store.set_node(node, seen=when)
+
+    def _announced_url(self, node: str, url: str | None) -> str | None:
+        """The address the hub keeps for ``node``: the first it announced. Anyone who may publish to the broker
+        can announce an address, and the hub sends the node's token there (backfill, clips), so a later,
+        different one is not taken on its word: pinned in ``hub.node_urls`` it is the admin's choice."""
+        first = self._urls.get(node)
+        if not isinstance(url, str) or not url or url == first:
+            return first
+        if node in self.settings.node_urls:  # the pinned address is used whatever the node says
+            return url
+        if first is None:
+            self._urls[node] = url
+            return url
+        if (node, url) not in self._moved:
+            self._moved.add((node, url))
+            log.warning("hub: %s announces a new web address, %s (was %s); its token still goes only to %s: if the "
+                        "listener really moved, set hub.node_urls: {%s: \"%s\"}", node, url, first, first, node, url)
+        return first
 
     # -- the backfill
 
