@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from typing import Callable
 
-from ..service.web import EVENT_ID, OLDEST_DAY, guard_middleware, is_loopback, local_midnight
+from ..service.web import EVENT_ID, OLDEST_DAY, WebError, guard_middleware, is_loopback, local_midnight, run_app
 from ..service.eventlog import parse_when
 from . import pages
 from .merge import Bark, merge
@@ -219,26 +219,7 @@ def make_app(settings: HubSettings):
 def serve(settings: HubSettings, ready: Callable[[str], None] | None = None,
           stop: threading.Event | None = None) -> None:
     """Serve the pages until ``stop`` is set (or forever); ``ready`` is called with the address once it listens."""
-    from aiohttp import web
-
-    app = make_app(settings)
-
-    async def main() -> None:
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
-        try:
-            await site.start()
-        except OSError as e:
-            await runner.cleanup()
-            raise HubError(f"hub: cannot serve on {settings.host}:{settings.port} ({e.strerror or e}); choose "
-                           "another --port") from e
-        if ready is not None:
-            ready(f"http://{settings.host}:{settings.port}/")
-        try:
-            while not (stop is not None and stop.is_set()):
-                await asyncio.sleep(0.2)
-        finally:
-            await runner.cleanup()
-
-    asyncio.run(main())
+    try:
+        run_app(make_app(settings), settings.host, settings.port, ready, stop, "hub")
+    except WebError as e:
+        raise HubError(str(e)) from e

@@ -468,22 +468,27 @@ def spectrogram_png(path: Path) -> bytes:
 def serve(settings: WebSettings, ready: Callable[[str], None] | None = None,
           stop: threading.Event | None = None) -> None:
     """Serve until ``stop`` is set (or forever); ``ready`` is called with the address once it listens."""
-    from aiohttp import web
+    run_app(make_app(settings), settings.host, settings.port, ready, stop, "web")
 
-    app = make_app(settings)
+
+def run_app(app, host: str, port: int, ready: Callable[[str], None] | None, stop: threading.Event | None,
+            what: str) -> None:
+    """Serve an aiohttp ``app`` on host:port until ``stop`` is set (or forever): the ``web`` command's pages
+    and the hub's. A port that cannot be had is a WebError naming ``what``."""
+    from aiohttp import web
 
     async def main() -> None:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)  # open feeds: do not wait a minute
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, host, port)
         try:
             await site.start()
         except OSError as e:
             await runner.cleanup()
-            raise WebError(f"web: cannot listen on {settings.host}:{settings.port} ({e.strerror or e}); choose "
-                           "another --port") from e
+            raise WebError(f"{what}: cannot listen on {host}:{port} ({e.strerror or e}); choose another --port") \
+                from e
         if ready is not None:
-            ready(f"http://{settings.host}:{settings.port}/")
+            ready(f"http://{host}:{port}/")
         try:
             while not (stop is not None and stop.is_set()):
                 await asyncio.sleep(0.2)
