@@ -91,3 +91,17 @@ def test_the_readme_home_table_is_the_home_benchmarks_result():
         cells = table_row(README, row)[1:5]
         assert cells == [r2(m["recall"]), r2(m["false_alarms_per_hour"]), f"{r2(m['delay_median_s'])} s",
                          r2(m["other_dog_accept"])], row
+
+
+def test_the_model_cards_figures_are_both_test_mixes_results():
+    card = (REPO / "models" / "README.md").read_text()
+    for prefix, name in (("90-minute mix, seed 0", "household-test-seed0.json"),
+                         ("second draw of the same recordings, seed 2", "household-test-seed2.json")):
+        own = result(name)["at_model_threshold"]
+        assert table_row(card, prefix)[1] == (f"{r2(own['recall'])} ({r2(own['recall_foreground'])}) at "
+                                              f"{own['false_alarms_per_hour']:.1f}"), name
+    for prefix, name in (("best recall at <= 2 / <= 0.5", "household-test-seed0.json"),
+                         ("seed 2: best recall", "household-test-seed2.json")):
+        two, half = result(name)["at_most_2_per_hour"], result(name)["at_most_0.5_per_hour"]
+        assert table_row(card, prefix)[1] == (f"{r2(two['recall'])} ({r2(two['recall_foreground'])}) / "
+                                              f"{r2(half['recall'])}"), name
