@@ -37,11 +37,13 @@ from test_systemd import MAX_EXPOSURE
 from barkwatch.model import modelfile
 
 SUITE = "bookworm"
-PACKAGES = "systemd,dbus,python3,python3-venv,sudo"  # a minimal Debian that boots; setup adds the rest
+# A minimal Debian that boots (setup adds the rest), and the MQTT broker a house with a hub runs.
+PACKAGES = "systemd,dbus,python3,python3-venv,sudo,mosquitto"
 USER = "alice"  # the new user: a login with sudo, the checkout in her home
 HOSTNAME = "barkwatch-test"
 EXAMPLE = "/opt/barkwatch/samples/example.ogg"  # where install-service copies the example
 LOG_DIR = "/var/log/barkwatch"
+CONFIG = "/etc/barkwatch/config.yaml"
 NEEDS_FREE_GB = 5  # the root, and two environments with torch (the checkout's and /opt/barkwatch's)
 FOLLOW_S = 5  # how long a printed command that follows (-f) runs before it is interrupted
 META = modelfile.read_metadata(modelfile.DEFAULT_MODEL)
@@ -394,6 +396,70 @@ def test_a_fresh_install_as_the_readme_says_reaches_a_running_service_whose_hint
     assert float(level.group(1)) <= MAX_EXPOSURE, security.stdout[-2000:]
     times["test"] = time.monotonic() - started
     print("container timings (s):", ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
+
+
+@pytest.mark.slow
+@pytest.mark.live
+@pytest.mark.timeout(600)
+def test_the_hub_installed_beside_the_listener_gathers_its_barks_over_the_local_mosquitto(container):
+    """After the listener's install above: `install-service --hub` refuses while hub.mqtt is unset; with it
+    (and the listener named and pointed at the container's own mosquitto) the hub's unit runs in its sandbox
+    and stores every bark the listener logs, in the listener's room."""
+    box = container
+    if box.sh("test -x /opt/barkwatch/.venv/bin/barkwatch").returncode:
+        pytest.skip("needs the listener installed by the test above")
+    python = "/opt/barkwatch/.venv/bin/python"
+
+    def ok(done: subprocess.CompletedProcess, what: str) -> str:
+        journal = box.sh("journalctl -u barkwatch-hub --no-pager -o cat").stdout[-3000:]
+        assert done.returncode == 0, (f"{what}: exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+                                      f"\n--- the hub's journal:\n{journal}")
+        return done.stdout
+
+    refused = box.sh("cd barkwatch && sudo scripts/install-service --hub", user=USER, timeout=600)
+    assert refused.returncode == 1 and "set hub.mqtt in /etc/barkwatch/config.yaml" in refused.stderr, refused
+    assert box.sh("systemctl is-enabled barkwatch-hub").stdout.strip() != "enabled"
+    for key, value in (("node.name", "living-room"), ("node.room", "Living room"),
+                       ("hub.mqtt", "mqtt://localhost:1883")):
+        code = f"from barkwatch.config import set_in_file; set_in_file({CONFIG!r}, {key!r}, {value!r})"
+        ok(box.sh(f"{python} -c {shlex.quote(code)}"), f"setting {key}")
+    # notify.mqtt.host, a key two levels down, as an admin edits it: the shipped file's line under mqtt:.
+    ok(box.sh(f"sed -i '/^  mqtt:/,/^    host:/s/^    host: null/    host: localhost/' {CONFIG}"), "notify.mqtt")
+    read = f"from barkwatch.config import get, load_config; print(get(load_config({CONFIG!r}, env={{}}).config, " \
+           "'notify.mqtt.host'))"
+    assert ok(box.sh(f"{python} -c {shlex.quote(read)}"), "reading the config").strip() == "localhost"
+    out = ok(box.sh("cd barkwatch && sudo scripts/install-service --hub", user=USER, timeout=600), "install --hub")
+    assert "journalctl -u barkwatch-hub" in out
+    deadline = time.monotonic() + 30
+    while "hub: connected to mqtt://localhost:1883" not in box.sh("journalctl -u barkwatch-hub -o cat").stdout:
+        assert time.monotonic() < deadline, box.sh("journalctl -u barkwatch-hub --no-pager -o cat").stdout
+        time.sleep(0.5)
+    assert box.sh("systemctl is-active barkwatch-hub").stdout.strip() == "active"
+
+    # The listener plays the example again, now publishing as living-room.
+    before = {r["id"] for r in box.records()}
+    ok(box.sh("systemctl restart barkwatch", timeout=120), "restarting the listener")
+    ask = ("import json, urllib.request; print(json.dumps(json.load(urllib.request.urlopen("
+           "'http://127.0.0.1:8090/api/events?since=today', timeout=10))['barks']))")
+    deadline = time.monotonic() + 120
+    while box.sh("systemctl is-active barkwatch").stdout.strip() == "active":  # the recording plays once
+        assert time.monotonic() < deadline, "the listener never finished the recording"
+        time.sleep(1)
+    logged = {r["id"] for r in box.records() if r["event"] == "bark"} - before
+    assert len(logged) >= 4, box.records()[-12:]
+    deadline = time.monotonic() + 20
+    while True:
+        barks = json.loads(ok(box.sh(f"{python} -c {shlex.quote(ask)}"), "the hub's API") or "[]")
+        if {b["id"] for b in barks} >= logged or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    mine = [b for b in barks if b["id"] in logged]
+    assert {b["id"] for b in mine} == logged, (logged, barks)
+    assert {(b["node"], b["room"]) for b in mine} == {("living-room", "Living room")}, mine
+
+    security = box.sh("systemd-analyze security barkwatch-hub --no-pager")
+    level = re.search(r"Overall exposure level for barkwatch-hub\.service: (\d+(?:\.\d+)?)", security.stdout)
+    assert level and float(level.group(1)) <= MAX_EXPOSURE, security.stdout[-2000:]
 
 
 # --- without a container: what install-service refuses before it changes anything
