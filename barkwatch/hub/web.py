@@ -19,7 +19,8 @@ from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from typing import Callable
 
-from ..service.web import EVENT_ID, OLDEST_DAY, WebError, guard_middleware, is_loopback, local_midnight, run_app
+from ..service.web import (EVENT_ID, WebError, guard_middleware, history_day, is_loopback, local_midnight,
+                           run_app)
 from ..service.eventlog import parse_when
 from . import pages
 from .merge import Bark, merge
@@ -121,15 +122,11 @@ def make_app(settings: HubSettings):
     async def history_page(request: web.Request) -> web.Response:
         now = datetime.now().astimezone()
         first = now.date() - timedelta(days=HISTORY_DAYS - 1)
-        day = None
-        if request.query.get("day"):
-            try:
-                day = date.fromisoformat(request.query["day"])
-            except ValueError:
-                day = date.min
-            if not now.date() - timedelta(days=OLDEST_DAY) <= day <= now.date():
-                return html(pages.page("barkwatch hub", "history", "<p>day: give a past date as YYYY-MM-DD</p>"),
-                            code=400)
+        try:
+            day = history_day(request.query.get("day"), now.date())
+        except ValueError:
+            return html(pages.page("barkwatch hub", "history", "<p>day: give a past date as YYYY-MM-DD</p>"),
+                        code=400)
         room = room_of(request)
 
         def read():

@@ -100,6 +100,20 @@ def local_midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time()).astimezone()
 
 
+def history_day(text: str | None, today: date) -> date | None:
+    """The day a history page's ``?day=`` asks for (None: none); ValueError for anything but a date of the
+    last ``OLDEST_DAY`` days."""
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = date.min
+    if not today - timedelta(days=OLDEST_DAY) <= day <= today:
+        raise ValueError(f"day {text!r}: not a past date as YYYY-MM-DD")
+    return day
+
+
 def inside(path: Path, folder: Path | None) -> bool:
     """Whether ``path``, links resolved, lies inside ``folder``."""
     if folder is None:
@@ -195,15 +209,11 @@ def make_app(settings: WebSettings):
     async def history_page(request: web.Request) -> web.Response:
         now = datetime.now().astimezone()
         first = now.date() - timedelta(days=HISTORY_DAYS - 1)
-        day = None
-        if request.query.get("day"):
-            try:
-                day = date.fromisoformat(request.query["day"])
-            except ValueError:
-                day = date.min
-            if not now.date() - timedelta(days=OLDEST_DAY) <= day <= now.date():
-                return html(webpages.page("barkwatch", "history", "<p>day: give a past date as YYYY-MM-DD</p>"),
-                            code=400)
+        try:
+            day = history_day(request.query.get("day"), now.date())
+        except ValueError:
+            return html(webpages.page("barkwatch", "history", "<p>day: give a past date as YYYY-MM-DD</p>"),
+                        code=400)
 
         def read() -> tuple:
             records = read_records(settings, local_midnight(first))
